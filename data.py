@@ -91,9 +91,3 @@ def load_digits(source: str, root: str | Path, split: str, download: bool = Fals
         return load_mnist(root, split, download=download)
     return load_sample(split)
 
-
-def write_idx(path: str | Path, array: np.ndarray) -> None:
-    """Write uint8 images (N, H, W) or labels (N,) as an IDX file, the format MNIST is distributed in."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    Path(path).write_bytes(header + array.tobytes())

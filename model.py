@@ -4,7 +4,9 @@ Pure: no files, no network, no Gradio. Callers hand in arrays and bytes.
 """
 from __future__ import annotations
 
+import copy
 import json
+import sys
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -13,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from PIL import Image
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
@@ -119,13 +122,15 @@ BOX, SIZE = 20, 28  # MNIST: the longer side scaled to 20 px, placed by centre o
 
 
 def _to_ink(drawing: Any) -> np.ndarray:
-    """Any accepted drawing → (H, W) float32 ink in [0, 1], white ink on black."""
+    """Any accepted drawing → (H, W) ink, white on black: uint8 (0–255) or float32 (0–1).
+
+    A Sketchpad's alpha comes back as uint8 untouched, so that a big canvas is cropped before it is converted.
+    """
     if isinstance(drawing, dict):
         layers = [np.asarray(layer) for layer in (drawing.get("layers") or []) if layer is not None]
         layers = [layer for layer in layers if layer.ndim == 3 and layer.shape[2] == 4]
         if layers:  # strokes live in the layers' alpha channel
-            alpha = layers[0][:, :, 3] if len(layers) == 1 else np.maximum.reduce([l[:, :, 3] for l in layers])
-            return alpha.astype(np.float32) / 255.0
+            return layers[0][:, :, 3] if len(layers) == 1 else np.maximum.reduce([l[:, :, 3] for l in layers])
         drawing = drawing.get("composite")
         if drawing is None:
             raise EmptyDrawingError("the drawing has no layers and no composite image")
@@ -134,15 +139,34 @@ def _to_ink(drawing: Any) -> np.ndarray:
     image = np.asarray(drawing)
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or 0 in image.shape:
         raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
-    image = image.astype(np.float32) / (255.0 if image.dtype == np.uint8 else 1.0)
-    if image.ndim == 3 and image.shape[2] == 4 and image[:, :, 3].min() < 0.99:
+    if image.ndim == 3 and image.shape[2] == 4 and image[:, :, 3].min() < (250 if image.dtype == np.uint8 else 0.99):
         return image[:, :, 3]  # strokes on a transparent background
+    image = image.astype(np.float32) / (255.0 if image.dtype == np.uint8 else 1.0)
     gray = image if image.ndim == 2 else image[:, :, :3].mean(axis=2)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     background = float(np.median(border))
     ink = gray - background if background < 0.5 else background - gray  # light ink on dark, or dark on light
     span = ink.max()
     return np.clip(ink / span, 0.0, 1.0) if span > 0 else np.zeros_like(gray)
+
+
+def _ink_extent(ink: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the rows and of the columns that hold ink above `threshold`.
+
+    Row and column maxima, not a full boolean mask: a big canvas is read about once and nothing its size is
+    written, which keeps the model's weights in cache for the prediction that follows. The alpha plane of an
+    RGBA array is a strided view; read as whole little-endian uint32 pixels (alpha in the top byte) the
+    same maxima come from memory in order.
+    """
+    base = ink.base
+    if (ink.dtype == np.uint8 and ink.strides[1] == 4 and isinstance(base, np.ndarray) and base.dtype == np.uint8
+            and base.ndim == 3 and base.shape[2] == 4 and base.flags.c_contiguous and sys.byteorder == "little"
+            and base.shape[:2] == ink.shape):
+        ink, threshold = base.view(np.uint32)[:, :, 0], (int(threshold) << 24) | 0xFFFFFF
+    rows = np.flatnonzero(ink.max(axis=1) > threshold)
+    if rows.size == 0:
+        return rows, rows
+    return rows, np.flatnonzero(ink[rows[0] : rows[-1] + 1].max(axis=0) > threshold)
 
 
 def _scale(crop: np.ndarray, side: int) -> np.ndarray:
@@ -186,13 +210,13 @@ def preprocess(drawing: Any) -> torch.Tensor:
     Raises EmptyDrawingError for an empty canvas or a speck.
     """
     ink = _to_ink(drawing)
-    stroke = ink > INK_THRESHOLD
-    rows, cols = np.flatnonzero(stroke.any(axis=1)), np.flatnonzero(stroke.any(axis=0))
+    full = 255.0 if ink.dtype == np.uint8 else 1.0
+    rows, cols = _ink_extent(ink, INK_THRESHOLD * full)
     if rows.size == 0:
         raise EmptyDrawingError("the canvas is empty")
     if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 < max(3.0, SPECK_FRACTION * min(ink.shape)):
         raise EmptyDrawingError("only a speck was drawn")
-    box = _box(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    box = _box(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / full)
     new_h, new_w = box.shape
     total = box.sum()
     cy = (box.sum(axis=1) @ np.arange(new_h)) / total
@@ -205,29 +229,42 @@ def preprocess(drawing: Any) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- prediction
+def inference_copy(model: nn.Module) -> nn.Module:
+    """A copy for serving: each BatchNorm folded into its conv, channels-last memory. Same outputs, faster."""
+    fused = copy.deepcopy(model).eval()
+    for block in fused.modules():
+        if isinstance(block, nn.Sequential):
+            for i in range(len(block) - 1):
+                if isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.BatchNorm2d):
+                    block[i], block[i + 1] = fuse_conv_bn_eval(block[i], block[i + 1]), nn.Identity()
+    return fused.to(memory_format=torch.channels_last)
+
+
 class Predictor:
     """Holds the serving model; `swap` replaces it atomically while predictions go on."""
 
     def __init__(self, model: nn.Module, meta: dict | None = None):
         self._lock = threading.Lock()
-        self._model, self._meta = model.eval(), dict(meta or {})
+        self._model, self._serving, self._meta = model.eval(), inference_copy(model), dict(meta or {})
 
     @property
     def current(self) -> tuple[nn.Module, dict]:
+        """The serving model (as trained, not the fused copy) and its metadata."""
         with self._lock:
             return self._model, self._meta
 
     def swap(self, model: nn.Module, meta: dict | None = None) -> None:
-        model.eval()
+        serving = inference_copy(model.eval())  # built outside the lock: predictions never wait for it
         with self._lock:
-            self._model, self._meta = model, dict(meta or {})
+            self._model, self._serving, self._meta = model, serving, dict(meta or {})
 
     def predict_tensor(self, inputs: torch.Tensor) -> np.ndarray:
         """(1, 28, 28) or (B, 1, 28, 28) model inputs → probabilities, (10,) or (B, 10)."""
-        model, _ = self.current
+        with self._lock:
+            serving = self._serving
         batch = inputs.unsqueeze(0) if inputs.dim() == 3 else inputs
         with torch.inference_mode():
-            probs = F.softmax(model(batch), dim=1).numpy()
+            probs = F.softmax(serving(batch.contiguous(memory_format=torch.channels_last)), dim=1).numpy()
         return probs[0] if inputs.dim() == 3 else probs
 
     def predict(self, drawing: Any) -> np.ndarray:
@@ -251,7 +288,7 @@ class CheckpointMeta:
 def model_arch_args(model: nn.Module) -> tuple[str, dict]:
     for name, (net_cls, _) in ARCHITECTURES.items():
         if type(model) is net_cls:
-            return name, asdict(model._config)
+            return name, json.loads(json.dumps(asdict(model._config)))  # as a checkpoint stores them
     raise ValueError(f"{type(model).__name__} is not a known architecture")
 
 

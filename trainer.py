@@ -13,6 +13,7 @@ import random
 import sys
 import tempfile
 import time
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -72,17 +73,25 @@ def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: flo
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
 
 
+def one_cycle(step: int, total: int, warmup: float = 0.2) -> float:
+    """Learning-rate factor: linear warm-up over the first 20% of steps, then cosine decay to zero."""
+    ramp = max(1, round(warmup * total))
+    if step < ramp:
+        return (step + 1) / ramp
+    return 0.5 * (1 + math.cos(math.pi * (step - ramp) / max(1, total - ramp)))
+
+
 def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epochs: float, lr: float, batch_size: int,
           generator: torch.Generator, augment: bool = True, max_steps: int | None = None,
           weight_decay: float = 1e-4, progress: bool = False) -> dict:
-    """Train on (N, 1, 28, 28) inputs in [0, 1] with AdamW and a one-cycle schedule; returns loss figures."""
+    """Train on (N, 1, 28, 28) inputs in [0, 1] with AdamW and a warm-up + cosine schedule; returns loss figures."""
     if len(inputs) == 0:
         raise ValueError("no training examples")
     steps_per_epoch = math.ceil(len(inputs) / batch_size)
     total = max(1, round(epochs * steps_per_epoch))
     total = min(total, max_steps) if max_steps else total
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=0.2)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(one_cycle, total=total))
     model.train()
     losses, step = [], 0
     bar = tqdm(total=total, desc="train", unit="step", disable=not progress, file=sys.stderr)
@@ -182,8 +191,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("pretrain", help="train a model from scratch and write its checkpoint", formatter_class=fmt)
     p.add_argument("--arch", choices=["cnn", "seed"], default="cnn", help="network architecture")
-    p.add_argument("--epochs", type=float, default=15, help="passes over the training set")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, one-cycle)")
+    p.add_argument("--epochs", type=float, default=20, help="passes over the training set")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, warm-up then cosine decay)")
     p.add_argument("--batch-size", type=int, default=64, help="examples per step")
     p.add_argument("--seed", type=int, default=0, help="random seed; a seed gives the same model on one machine")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,

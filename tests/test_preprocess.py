@@ -128,3 +128,20 @@ def test_a_speck_is_not_a_digit():
 def test_malformed_arrays_are_rejected_with_their_shape(bad):
     with pytest.raises(ValueError, match="shape"):
         preprocess(bad)
+
+
+def test_fast_extent_of_rgba_layers_matches_a_plain_threshold():
+    """The uint32 reading of an RGBA layer's alpha finds exactly the rows and columns a plain threshold finds."""
+    from model import _ink_extent
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        layer = np.zeros((64, 48, 4), np.uint8)
+        layer[..., :3] = rng.integers(0, 256, (64, 48, 3))  # colour under the ink must not matter
+        spots = rng.integers(0, 64 * 48, 5)
+        layer.reshape(-1, 4)[spots, 3] = rng.integers(40, 60, 5)  # alpha near the threshold of 51
+        alpha = layer[:, :, 3]
+        rows, cols = _ink_extent(alpha, 51)
+        plain = alpha.copy() > 51
+        assert rows.tolist() == np.flatnonzero(plain.any(axis=1)).tolist()
+        expected_cols = np.flatnonzero(plain.any(axis=0)).tolist()
+        assert cols.tolist() == expected_cols

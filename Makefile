@@ -1,0 +1,44 @@
+# make run   creates .venv, installs the app's packages and serves it on port 7860.
+# make test  also installs the test packages and Debian's Chromium, then runs the whole suite.
+VENV   := .venv
+PYTHON := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip --disable-pip-version-check -q
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test install install-test chromium bench clean
+
+run: install
+	$(PYTHON) app.py
+
+test: install-test chromium
+	$(PYTHON) -m pytest
+
+bench: install
+	$(PYTHON) bench/predict.py
+	$(PYTHON) bench/train.py
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+$(PYTHON):
+	python3 -m venv $(VENV)
+
+# pip finds the pinned torch and torchvision wheels on the build machines' disk (see requirements.txt).
+$(VENV)/.installed: requirements.txt | $(PYTHON)
+	$(PIP) install -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(PYTHON) -c "import torch, torchvision, gradio, mlxtend, safetensors"
+	touch $@
+
+$(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
+	$(PIP) install -r requirements-test.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(PYTHON) -c "import pytest, playwright, datasets, gradio_client"
+	touch $@
+
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@test -x $(CHROMIUM)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

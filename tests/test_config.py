@@ -1,0 +1,29 @@
+"""Configuration from the environment: defaults, casting, and bad values named."""
+from pathlib import Path
+
+import pytest
+
+from config import Config, ConfigError
+
+
+def test_defaults_without_environment():
+    config = Config.from_env({})
+    assert (config.model_path, config.data_dir, config.port) == (Path("models/base.safetensors"), Path("data_mnist"), 7860)
+
+
+def test_values_are_read_and_cast():
+    config = Config.from_env({"GRADIO_SERVER_PORT": "8001", "DATA_DIR": "/tmp/x", "MODEL_PATH": "m.safetensors",
+                              "GRADIO_SERVER_NAME": "0.0.0.0"})
+    assert (config.port, config.data_dir, config.model_path, config.host) == (8001, Path("/tmp/x"),
+                                                                                Path("m.safetensors"), "0.0.0.0")
+
+
+@pytest.mark.parametrize("value", ["eighty", "0", "70000", "-1"])
+def test_a_bad_port_names_the_variable_and_value(value):
+    with pytest.raises(ConfigError, match=f"GRADIO_SERVER_PORT={value!r}"):
+        Config.from_env({"GRADIO_SERVER_PORT": value})
+
+
+def test_config_is_frozen():
+    with pytest.raises(AttributeError):
+        Config().port = 1
