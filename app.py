@@ -1,14 +1,23 @@
-"""Outwit: draw a digit, watch the model guess. `python app.py` serves the page on port 7860."""
+"""Outwit: draw a digit, fool the model, flag it; every N flags the model retrains in the background.
+
+`python app.py` serves the page on port 7860. `build_demo(config, services)` builds it for tests and Spaces.
+"""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import gradio as gr
+import pandas as pd
+import torch
 
+import data
 from config import Config
+from flagging import AdversarialFlagger, AdversarialStore
 from model import EmptyDrawingError, Predictor
-from trainer import load_checkpoint
+from retrain import History, RetrainWorker, load_serving, mixed_training_set
 
+log = logging.getLogger(__name__)
 CANVAS = 280  # px; with BRUSH_RADIUS a digit drawn over most of the canvas gets MNIST-like strokes
 BRUSH_RADIUS = 9
 
@@ -18,49 +27,182 @@ SELECT_BRUSH_JS = """
   const pick = () => {
     const button = document.querySelector('#sketchpad button[aria-label="Brush"]');
     if (!button) return false;
-    if (!button.classList.contains('highlight') && !button.closest('.highlight')) button.click();
+    button.click();
     return true;
   };
   const timer = setInterval(() => { if (pick()) clearInterval(timer); }, 100);
-  setTimeout(() => clearInterval(timer), 15000);
+  setTimeout(() => clearInterval(timer), 20000);
 }
 """
 
 
-def top_digits(probs) -> dict[str, float]:
-    return {str(d): float(p) for d, p in enumerate(probs)}
+@dataclass
+class Services:
+    """What the page talks to; built once by `start_services`, or by a test with its own parts."""
+
+    predictor: Predictor
+    store: AdversarialStore
+    worker: RetrainWorker
+    flagger: AdversarialFlagger
 
 
-def build_demo(config: Config, predictor: Predictor) -> gr.Blocks:
-    def predict(drawing):
-        if drawing is None:
-            return None
+def start_services(config: Config) -> Services:
+    """Resume from disk: the latest promoted model, its history and the collected examples; start the worker."""
+    history = History(config.rounds_dir / "rounds.jsonl")
+    model, meta = load_serving(history, config.model_path)
+    predictor = Predictor(model, meta)
+    store = AdversarialStore(config.store_dir, holdout_every=config.holdout_every)
+    mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
+    mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
+    worker = RetrainWorker(store=store, predictor=predictor, history=history, mnist_test=mnist_test,
+                           training_set=mixed_training_set(store, mnist_train), every=config.retrain_every,
+                           gate_margin=config.gate_margin, steps=config.round_steps).start()
+    return Services(predictor, store, worker, AdversarialFlagger(store))
+
+
+# ---------------------------------------------------------------------------------------------- handlers
+def user_error(message: str) -> gr.Error:
+    """The visitor's mistake: shown to them, nothing changed, no traceback in the server log."""
+    return gr.Error(message, print_exception=False)
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def summary_markdown(status: dict) -> str:
+    mnist, adv, rate = status["mnist"], status["adversarial"], status["error_rate"]
+    training = " · **retraining now…**" if status["training"] else ""
+    return (
+        f"### Round {status['round']}{training}\n"
+        f"- Accuracy on MNIST (`{mnist['dataset']}`, {mnist['size']:,} images): **{_percent(mnist['top1'])}**\n"
+        f"- Accuracy on held-out adversarial examples ({adv['size']} examples): **{_percent(adv['top1'])}**\n"
+        f"- Model error rate this round: {rate['flags']} fooled of {rate['attempts']} drawings judged "
+        f"({_percent(rate['rate'])})\n"
+        f"- Adversarial examples: {status['examples']['total']} in all "
+        f"({status['examples']['train']} train, {status['examples']['test']} held out), "
+        f"{status['examples']['this_round']} this round; **{status['until_next_round']}** more until the next retrain"
+    )
+
+
+def accuracy_frame(status: dict) -> pd.DataFrame:
+    rows = []
+    for record in status["history"]:
+        if record["status"] in ("base", "promoted"):
+            rows.append({"round": record["round"], "accuracy": record["mnist_top1"], "measured on": "MNIST test"})
+            if record["adversarial_top1"] is not None:
+                rows.append({"round": record["round"], "accuracy": record["adversarial_top1"],
+                             "measured on": "adversarial test"})
+    return pd.DataFrame(rows, columns=["round", "accuracy", "measured on"])
+
+
+def digits_frame(status: dict) -> pd.DataFrame:
+    return pd.DataFrame({"digit": list(status["examples"]["per_digit"]),
+                         "examples": list(status["examples"]["per_digit"].values())})
+
+
+def build_demo(config: Config, services: Services) -> gr.Blocks:
+    predictor, store, worker, flagger = services.predictor, services.store, services.worker, services.flagger
+
+    def predict(drawing: dict | None, judged: bool = False):
+        """A drawing → the model's probabilities for each digit (top 3 shown); nothing for an empty canvas."""
         try:
-            return top_digits(predictor.predict(drawing))
+            probs = predictor.predict(drawing) if drawing is not None else None
         except EmptyDrawingError:
-            return None
+            probs = None
+        if probs is None:
+            return None, judged
+        return {str(d): float(p) for d, p in enumerate(probs)}, True
+
+    def finish_attempt(judged: bool):
+        """The visitor cleared a judged drawing without flagging it: one more attempt that did not fool."""
+        if judged:
+            worker.record_attempt(fooled=False)
+        return None, False
+
+    def flag(drawing: dict | None, digit: int | None, request: gr.Request | None = None) -> str:
+        """Save a drawing the model got wrong, with the digit it really is. Returns a status message."""
+        try:
+            probs = predictor.predict(drawing) if drawing is not None else None
+        except EmptyDrawingError:
+            probs = None
+        if probs is None:
+            raise user_error("Draw a digit first")
+        if digit is None or str(digit) not in [str(d) for d in range(10)]:
+            raise user_error("Pick the digit you drew (0–9)")
+        digit, guess = int(digit), int(probs.argmax())
+        if guess == digit:
+            raise user_error(f"The model already reads this as {digit}: nothing saved. Draw one it gets wrong.")
+        model_round = predictor.current[1].get("round", 0)
+        flagger.flag([drawing, digit, guess, float(probs[guess]), model_round,
+                      request.session_hash if request else None])
+        worker.record_attempt(fooled=True)
+        worker.notify()
+        status = worker.status()
+        return (f"Saved: you drew {digit}, the model said {guess}. {status['examples']['this_round']} this round, "
+                f"{status['examples']['total']} in all; {status['until_next_round']} more until the next retrain.")
+
+    def status() -> dict:
+        """Round, accuracies, counts and examples until the next round, as JSON."""
+        return worker.status()
+
+    def panel():
+        current = worker.status()
+        gallery = [(str(store.path_of(row)), f"drawn {row['label']}, model said {row['guess']}")
+                   for row in store.latest(config.gallery_size)]
+        return summary_markdown(current), accuracy_frame(current), digits_frame(current), gallery
 
     with gr.Blocks(title="Outwit: fool the digit model") as demo:
-        gr.Markdown("# Outwit\nDraw a digit. The model guesses as you draw.")
+        judged = gr.State(False)
+        gr.Markdown("# Outwit\nDraw a digit the model gets wrong. When it is fooled, pick the right digit and save "
+                    "the drawing: every few saves, the model retrains on them.")
         with gr.Row():
-            sketch = gr.Sketchpad(
-                elem_id="sketchpad", label="Draw a digit", canvas_size=(CANVAS, CANVAS), type="numpy",
-                brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
-                layers=False, transforms=(),
-            )
-            guess = gr.Label(num_top_classes=3, label="The model's guess", elem_id="guess")
-        sketch.change(predict, inputs=sketch, outputs=guess, api_name="predict", trigger_mode="always_last",
-                      show_progress="hidden")
+            with gr.Column():
+                sketch = gr.Sketchpad(
+                    elem_id="sketchpad", label="Draw a digit", canvas_size=(CANVAS, CANVAS), type="numpy",
+                    brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
+                    layers=False, transforms=())
+                clear = gr.Button("Clear", elem_id="clear")
+            with gr.Column():
+                guess = gr.Label(num_top_classes=3, label="The model's guess", elem_id="guess")
+                digit = gr.Radio([(str(d), d) for d in range(10)], label="The digit you drew", elem_id="digit")
+                save = gr.Button("The model was wrong: save it", variant="primary", elem_id="save")
+                message = gr.Markdown(elem_id="flag-message")
+        with gr.Group():
+            summary = gr.Markdown(elem_id="summary")
+            with gr.Row():
+                accuracy_plot = gr.LinePlot(x="round", y="accuracy", color="measured on", y_lim=[0, 1],
+                                            title="Accuracy per round", x_title="round", elem_id="accuracy-plot")
+                digits_plot = gr.BarPlot(x="digit", y="examples", title="Adversarial examples per digit",
+                                         elem_id="digits-plot")
+            gallery = gr.Gallery(label="Latest drawings that fooled the model", columns=6, height="auto",
+                                 elem_id="gallery")
+        panel_outputs = [summary, accuracy_plot, digits_plot, gallery]
+
+        sketch.change(predict, [sketch, judged], [guess, judged], api_name="predict", trigger_mode="always_last",
+                      show_progress="hidden", concurrency_limit=4)
+        sketch.clear(finish_attempt, judged, [guess, judged], api_visibility="private")
+        clear.click(finish_attempt, judged, [guess, judged], api_visibility="private").then(
+            lambda: None, None, sketch, api_visibility="private")
+        save.click(flag, [sketch, digit], message, api_name="flag").success(
+            lambda: (None, None, None, False), None, [sketch, guess, digit, judged], api_visibility="private").then(
+            panel, None, panel_outputs, api_visibility="private")
+        gr.api(status, api_name="status")
+        gr.Timer(5.0).tick(panel, None, panel_outputs, api_visibility="private", show_progress="hidden")
+        demo.load(panel, None, panel_outputs, api_visibility="private")
         demo.load(None, js=SELECT_BRUSH_JS)
+        flagger.setup([sketch, digit], str(config.store_dir))
     return demo
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = Config.from_env()
-    model, meta = load_checkpoint(config.model_path)
-    demo = build_demo(config, Predictor(model, meta.__dict__))
-    demo.launch(server_name=config.host, server_port=config.port)
+    torch.set_num_threads(2)
+    services = start_services(config)
+    demo = build_demo(config, services)
+    demo.queue(default_concurrency_limit=8).launch(server_name=config.host, server_port=config.port,
+                                                   allowed_paths=[str(config.data_dir)])
 
 
 if __name__ == "__main__":

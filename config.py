@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Mapping
+
+DATA_SOURCES = ("auto", "sample", "mnist")
 
 
 class ConfigError(ValueError):
@@ -13,32 +15,59 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
-    model_path: Path = Path("models/base.safetensors")  # MODEL_PATH: the checkpoint served at start
-    data_dir: Path = Path("data_mnist")  # DATA_DIR: runtime data (real MNIST files, collected examples)
-    host: str = "127.0.0.1"  # GRADIO_SERVER_NAME: 0.0.0.0 on Spaces, set there by the platform
-    port: int = 7860  # GRADIO_SERVER_PORT
-
-    ENV = {"model_path": "MODEL_PATH", "data_dir": "DATA_DIR", "host": "GRADIO_SERVER_NAME", "port": "GRADIO_SERVER_PORT"}
+    model_path: Path = Path("models/base.safetensors")  # the checkpoint served when no round has been promoted
+    data_dir: Path = Path("data_mnist")  # runtime data: real MNIST files, collected examples, rounds
+    mnist_data: str = "auto"  # MNIST source for replay and evaluation: auto, sample or mnist
+    host: str = "127.0.0.1"  # 0.0.0.0 on Spaces, set there by the platform
+    port: int = 7860
+    retrain_every: int = 10  # fooling examples per round
+    holdout_every: int = 5  # one in this many flagged examples is held out as the adversarial test set
+    gate_margin: float = 1.0  # percentage points of MNIST test accuracy a new round may lose and still be promoted
+    round_steps: int = 80  # fine-tuning steps per round
+    gallery_size: int = 12  # latest fooling drawings shown
 
     def __post_init__(self):
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"GRADIO_SERVER_PORT='{self.port}' must be a port number from 1 to 65535")
+        for name, ok, rule in (
+            ("port", 0 < self.port < 65536, "a port number from 1 to 65535"),
+            ("retrain_every", self.retrain_every >= 1, "at least 1"),
+            ("holdout_every", self.holdout_every >= 2, "at least 2"),
+            ("gate_margin", 0 <= self.gate_margin <= 100, "from 0 to 100 (percentage points)"),
+            ("round_steps", self.round_steps >= 1, "at least 1"),
+            ("gallery_size", 0 <= self.gallery_size <= 100, "from 0 to 100"),
+            ("mnist_data", self.mnist_data in DATA_SOURCES, f"one of {', '.join(DATA_SOURCES)}"),
+        ):
+            if not ok:
+                raise ConfigError(f"{ENV[name]}='{getattr(self, name)}' must be {rule}")
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "adversarial"
+
+    @property
+    def rounds_dir(self) -> Path:
+        return self.data_dir / "rounds"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
         environ = os.environ if environ is None else environ
         values = {}
         for f in fields(cls):
-            name = cls.ENV[f.name]
-            raw = environ.get(name)
-            if raw is None or raw.strip() == "":
-                continue
-            values[f.name] = _cast(name, raw.strip(), type(f.default))
+            raw = environ.get(ENV[f.name], "").strip()
+            if raw:
+                values[f.name] = _cast(ENV[f.name], raw, type(f.default))
         return cls(**values)
+
+
+ENV = {
+    "model_path": "MODEL_PATH", "data_dir": "DATA_DIR", "mnist_data": "MNIST_DATA", "host": "GRADIO_SERVER_NAME",
+    "port": "GRADIO_SERVER_PORT", "retrain_every": "RETRAIN_EVERY", "holdout_every": "HOLDOUT_EVERY",
+    "gate_margin": "GATE_MARGIN", "round_steps": "ROUND_STEPS", "gallery_size": "GALLERY_SIZE",
+}
 
 
 def _cast(name: str, raw: str, kind: type):
     try:
         return kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+        kind_name = {int: "whole number", float: "number"}.get(kind, kind.__name__)
+        raise ConfigError(f"{name}={raw!r} is not a {kind_name}") from None

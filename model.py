@@ -150,6 +150,12 @@ def _to_ink(drawing: Any) -> np.ndarray:
     return np.clip(ink / span, 0.0, 1.0) if span > 0 else np.zeros_like(gray)
 
 
+def ink_image(drawing: Any) -> np.ndarray:
+    """The drawing's ink as (H, W) uint8, white (255) on black: what `preprocess` starts from."""
+    ink = _to_ink(drawing)
+    return ink.copy() if ink.dtype == np.uint8 else (ink * 255).round().astype(np.uint8)
+
+
 def _ink_extent(ink: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the rows and of the columns that hold ink above `threshold`.
 

@@ -67,3 +67,26 @@ def sketchpad_value(alpha: np.ndarray, color=(0, 0, 0)) -> dict:
 
 def draw_sketch(digit: int, canvas: int = 280, brush: float = 18, **placement) -> dict:
     return sketchpad_value(draw_alpha(digit, canvas, brush, **placement))
+
+
+def rotated_sketch(digit: int, angle: float, canvas: int = 280, **placement) -> dict:
+    """The digit drawn turned by `angle` degrees: a legitimate drawing of it that often fools a model."""
+    image = Image.fromarray(draw_alpha(digit, canvas, size=0.5, **placement))
+    return sketchpad_value(np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR)))
+
+
+FOOLING_ANGLES = (-75, -60, -45, 45, 60, 75, 90)
+
+
+def fooling_examples(predict, n: int, start: int = 0) -> list[tuple[dict, int, np.ndarray]]:
+    """`n` rotated digits that `predict` (drawing → probabilities) gets wrong: (drawing, true digit, probs)."""
+    found = []
+    for i in range(start, start + 10 * len(FOOLING_ANGLES)):
+        digit, angle = i % 10, FOOLING_ANGLES[(i // 10) % len(FOOLING_ANGLES)]
+        drawing = rotated_sketch(digit, angle)
+        probs = predict(drawing)
+        if int(probs.argmax()) != digit:
+            found.append((drawing, digit, probs))
+            if len(found) == n:
+                return found
+    raise AssertionError(f"only {len(found)} of the {n} fooling drawings asked for were found")

@@ -1,0 +1,183 @@
+"""The store of adversarial examples and the Gradio flag callback that writes to it.
+
+On disk, a Hugging Face imagefolder data set that `datasets.load_dataset("imagefolder", data_dir=root)` loads:
+
+    root/{train,test}/<shard>/metadata.jsonl        one JSON row per example
+    root/{train,test}/<shard>/images/<id>.png       the drawing as the person drew it (dark ink on white)
+    root/{train,test}/<shard>/inputs/<id>.png       the 28×28 model input made from it
+
+Each writer (one per app replica) appends only to its own shard. An image is written, flushed and renamed into
+place before its row is appended, so a row never points at a missing image; a torn last line (a crash
+mid-append) is skipped with a warning on load. Counts live in memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+from model import ink_image, preprocess
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Counts:
+    total: int
+    train: int
+    test: int
+    per_digit: dict[int, int]
+
+
+class AdversarialStore:
+    """Append-only store of flagged drawings; thread-safe; every `holdout_every`-th example is held out as test."""
+
+    def __init__(self, root: str | Path, *, shard: str = "local", holdout_every: int = 5):
+        if holdout_every < 2:
+            raise ValueError(f"holdout_every={holdout_every!r} must be at least 2 (one in N examples held out)")
+        if not shard or any(c in shard for c in "/\\.") or shard.startswith("-"):
+            raise ValueError(f"shard={shard!r} must be a plain name")
+        self.root, self.shard, self.holdout_every = Path(root), shard, holdout_every
+        self.lock = threading.Lock()  # held around each append; an uploader takes it around its scan
+        self._rows: list[dict] = []
+        for split in SPLITS:
+            for metadata in sorted((self.root / split).glob("*/metadata.jsonl")):
+                self._rows.extend(_read_rows(metadata))
+        self._rows.sort(key=lambda row: row["created"])
+        self._mine = sum(1 for row in self._rows if row.get("shard") == shard)
+        self._splits = Counter(row["split"] for row in self._rows)
+        self._digits = Counter(row["label"] for row in self._rows)
+
+    # ------------------------------------------------------------------ writing
+    def add(self, drawing: Any, *, label: int, guess: int, confidence: float, model_round: int,
+            session: str | None = None) -> dict:
+        """Save one fooling drawing; returns its row. Raises EmptyDrawingError / ValueError before writing."""
+        if not 0 <= int(label) <= 9:
+            raise ValueError(f"label={label!r} must be a digit 0-9")
+        model_input = preprocess(drawing)  # (1, 28, 28); raises on an empty canvas before anything is written
+        drawn = Image.fromarray(255 - ink_image(drawing), mode="L")
+        example_id = uuid.uuid4().hex
+        with self.lock:
+            split = "test" if self._mine % self.holdout_every == self.holdout_every - 1 else "train"
+            folder = self.root / split / self.shard
+            row = {
+                "id": example_id,
+                "file_name": f"images/{example_id}.png",
+                "input_file_name": f"inputs/{example_id}.png",
+                "label": int(label),
+                "guess": int(guess),
+                "confidence": round(float(confidence), 4),
+                "round": int(model_round),
+                "split": split,
+                "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                "session": _hash_session(session),
+                "shard": self.shard,
+            }
+            _write_png(folder / row["file_name"], drawn)
+            _write_png(folder / row["input_file_name"], _input_image(model_input))
+            _append_line(folder / "metadata.jsonl", json.dumps(row, sort_keys=True))
+            self._rows.append(row)
+            self._mine += 1
+            self._splits[split] += 1
+            self._digits[row["label"]] += 1
+        return row
+
+    # ------------------------------------------------------------------ reading
+    def counts(self) -> Counts:
+        with self.lock:
+            return Counts(total=len(self._rows), train=self._splits["train"], test=self._splits["test"],
+                          per_digit={d: self._digits[d] for d in range(10)})
+
+    def rows(self, split: str | None = None) -> list[dict]:
+        """A snapshot of the rows, oldest first; `split` picks one split."""
+        with self.lock:
+            rows = list(self._rows)
+        return [row for row in rows if split is None or row["split"] == split]
+
+    def latest(self, n: int) -> list[dict]:
+        with self.lock:
+            return list(reversed(self._rows[-n:]))
+
+    def path_of(self, row: dict, column: str = "file_name") -> Path:
+        return self.root / row["split"] / row["shard"] / row[column]
+
+    def tensors(self, rows: Sequence[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stored 28×28 model inputs of `rows` as (N, 1, 28, 28) floats in [0, 1], and their labels."""
+        if not rows:
+            return torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.int64)
+        images = np.stack([np.asarray(Image.open(self.path_of(r, "input_file_name")).convert("L")) for r in rows])
+        inputs = torch.from_numpy(images).unsqueeze(1).float().div_(255.0)
+        return inputs, torch.tensor([r["label"] for r in rows], dtype=torch.int64)
+
+
+def _read_rows(metadata: Path) -> list[dict]:
+    rows = []
+    with open(metadata, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                log.warning("skipping unreadable line %d of %s (a write cut short?)", number, metadata)
+    return rows
+
+
+def _hash_session(session: str | None) -> str | None:
+    """A session id is kept only as a short hash: enough to group one visitor's examples, not to trace them."""
+    return hashlib.sha256(session.encode()).hexdigest()[:16] if session else None
+
+
+def _input_image(model_input: torch.Tensor) -> Image.Image:
+    return Image.fromarray((model_input[0].numpy() * 255).round().astype(np.uint8), mode="L")
+
+
+def _write_png(path: Path, image: Image.Image) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        image.save(f, format="PNG")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _append_line(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class AdversarialFlagger(gr.FlaggingCallback):
+    """Gradio's flagging interface over an AdversarialStore.
+
+    flag_data: [drawing, correct digit, the model's guess, its confidence, the model's round, session id]
+    """
+
+    def __init__(self, store: AdversarialStore):
+        self.store = store
+
+    def setup(self, components: Sequence[gr.components.Component], flagging_dir: str | Path) -> None:
+        self.components = list(components)  # the store's root, not flagging_dir, is where examples go
+
+    def flag(self, flag_data: list[Any], flag_option: str | None = None, username: str | None = None) -> int:
+        drawing, label, guess, confidence, model_round, session = flag_data
+        self.store.add(drawing, label=label, guess=guess, confidence=confidence, model_round=model_round,
+                       session=session or username)
+        return self.store.counts().total

@@ -1,0 +1,148 @@
+"""The store of adversarial examples: layout, durability, splits, counts, and loading with `datasets`."""
+import json
+import logging
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import flagging
+from flagging import AdversarialFlagger, AdversarialStore
+from model import EmptyDrawingError, preprocess
+from tests.drawing import draw_sketch, rotated_sketch
+
+
+def add(store, digit=3, label=8, **kw):
+    return store.add(draw_sketch(digit), label=label, guess=digit, confidence=0.9, model_round=0, **kw)
+
+
+def test_an_example_is_two_pngs_and_one_metadata_row(tmp_path):
+    store = AdversarialStore(tmp_path)
+    row = add(store, session="session-abc")
+    folder = tmp_path / "train" / "local"
+    drawn = np.asarray(Image.open(folder / row["file_name"]))
+    model_input = np.asarray(Image.open(folder / row["input_file_name"]))
+    assert drawn.shape == (280, 280) and drawn[0, 0] == 255 and drawn.min() == 0  # dark ink on white, as drawn
+    assert model_input.shape == (28, 28)
+    assert np.abs(model_input / 255 - preprocess(draw_sketch(3))[0].numpy()).max() <= 1 / 255
+    # the stored drawing is a faithful copy: preprocessing it again gives the stored model input
+    assert np.abs(preprocess(drawn)[0].numpy() - model_input / 255).max() < 0.02
+    [stored] = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    assert stored == row
+    assert {"id", "file_name", "label", "guess", "confidence", "round", "split", "created", "session"} <= set(row)
+    assert (row["label"], row["guess"], row["split"]) == (8, 3, "train")
+    assert "session-abc" not in (folder / "metadata.jsonl").read_text()  # only a hash of the session is kept
+    assert row["session"] and len(row["session"]) == 16
+
+
+def test_one_in_five_is_held_out_and_counts_add_up(tmp_path):
+    store = AdversarialStore(tmp_path, holdout_every=5)
+    splits = [add(store, label=d % 10)["split"] for d in range(12)]
+    assert splits == ["train"] * 4 + ["test"] + ["train"] * 4 + ["test"] + ["train"] * 2
+    counts = store.counts()
+    assert (counts.total, counts.train, counts.test) == (12, 10, 2)
+    assert counts.per_digit == {d: (2 if d < 2 else 1) for d in range(10)}
+
+
+def test_a_reopened_store_has_every_example_and_continues_the_split(tmp_path):
+    store = AdversarialStore(tmp_path)
+    ids = [add(store)["id"] for _ in range(4)]
+    again = AdversarialStore(tmp_path)
+    assert [r["id"] for r in again.rows()] == ids
+    assert add(again)["split"] == "test"  # the fifth, as if nothing had restarted
+    x, y = again.tensors(again.rows("train"))
+    assert x.shape == (4, 1, 28, 28) and y.tolist() == [8] * 4
+
+
+def test_bad_input_changes_nothing(tmp_path):
+    store = AdversarialStore(tmp_path)
+    with pytest.raises(EmptyDrawingError):
+        store.add(draw_sketch(1) | {"layers": [np.zeros((280, 280, 4), np.uint8)]}, label=2, guess=1,
+                  confidence=0.5, model_round=0)
+    with pytest.raises(ValueError, match="label=12"):
+        store.add(draw_sketch(1), label=12, guess=1, confidence=0.5, model_round=0)
+    assert store.counts().total == 0 and not any(tmp_path.rglob("*.png"))
+
+
+def test_a_failed_image_write_leaves_no_row(tmp_path, monkeypatch):
+    store = AdversarialStore(tmp_path)
+
+    def disk_full(path, image):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(flagging, "_write_png", disk_full)
+    with pytest.raises(OSError):
+        add(store)
+    assert store.counts().total == 0
+    assert not (tmp_path / "train" / "local" / "metadata.jsonl").exists()
+
+
+def test_a_torn_last_line_is_skipped_with_a_warning(tmp_path, caplog):
+    store = AdversarialStore(tmp_path)
+    add(store)
+    add(store)
+    with open(tmp_path / "train" / "local" / "metadata.jsonl", "a") as f:
+        f.write('{"id": "cut-sh')  # the process died mid-append
+    with caplog.at_level(logging.WARNING, logger="flagging"):
+        again = AdversarialStore(tmp_path)
+    assert again.counts().total == 2
+    assert "line 3" in caplog.text
+
+
+def test_concurrent_flags_are_all_kept(tmp_path):
+    store = AdversarialStore(tmp_path)
+    drawing = draw_sketch(5)
+
+    def flag_many():
+        for _ in range(10):
+            store.add(drawing, label=6, guess=5, confidence=0.7, model_round=0)
+
+    threads = [threading.Thread(target=flag_many) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    again = AdversarialStore(tmp_path)
+    assert again.counts().total == store.counts().total == 40
+    assert len({r["id"] for r in again.rows()}) == 40
+    assert (again.counts().train, again.counts().test) == (32, 8)
+
+
+def test_shards_of_other_writers_are_read_but_never_written(tmp_path):
+    AdversarialStore(tmp_path, shard="replica-a").add(rotated_sketch(2, 60), label=2, guess=7, confidence=0.6,
+                                                      model_round=1)
+    store = AdversarialStore(tmp_path, shard="replica-b")
+    add(store)
+    assert store.counts().total == 2
+    assert len((tmp_path / "train" / "replica-a" / "metadata.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("bad", [{"shard": "../x"}, {"shard": ""}, {"holdout_every": 1}])
+def test_bad_store_arguments_are_named(tmp_path, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        AdversarialStore(tmp_path, **bad)
+
+
+def test_datasets_loads_it_as_an_imagefolder_with_labels_and_splits(tmp_path):
+    import datasets
+    store = AdversarialStore(tmp_path / "adv")
+    for i in range(6):
+        store.add(rotated_sketch(i, 45), label=i, guess=(i + 1) % 10, confidence=0.8, model_round=0)
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(tmp_path / "adv"), cache_dir=str(tmp_path / "cache"))
+    assert set(loaded) == {"train", "test"}
+    assert (loaded["train"].num_rows, loaded["test"].num_rows) == (5, 1)
+    assert sorted(loaded["train"]["label"]) == [0, 1, 2, 3, 5] and loaded["test"]["label"] == [4]
+    example = loaded["test"][0]
+    assert example["image"].size == (280, 280) and example["input"].size == (28, 28)
+    assert example["guess"] == 5 and example["split"] == "test"
+
+
+def test_flag_callback_saves_through_the_store(tmp_path):
+    store = AdversarialStore(tmp_path)
+    callback = AdversarialFlagger(store)
+    callback.setup([], str(tmp_path))
+    assert callback.flag([draw_sketch(1), 7, 1, 0.55, 2, "sess"]) == 1
+    [row] = store.rows()
+    assert (row["label"], row["guess"], row["round"]) == (7, 1, 2)

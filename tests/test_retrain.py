@@ -1,0 +1,151 @@
+"""The retrain worker: rounds every N flags, the gate, failures, and resuming after a restart."""
+import json
+
+import pytest
+import torch
+
+import data
+from flagging import AdversarialStore
+from model import Predictor
+from retrain import History, RetrainWorker, load_serving, mixed_training_set
+from tests.drawing import fooling_examples
+from tests.test_shipped_models import MODELS
+from trainer import load_checkpoint
+
+BASE = MODELS / "base.safetensors"
+
+
+@pytest.fixture(scope="module")
+def mnist_small():
+    return data.load_sample("train"), data.load_sample("test")
+
+
+class Setup:
+    def __init__(self, root, mnist_small, training_set=None, **worker_args):
+        model, meta = load_checkpoint(BASE)
+        self.root = root
+        self.predictor = Predictor(model, {"round": 0})
+        self.store = AdversarialStore(root / "adversarial")
+        self.history = History(root / "rounds" / "rounds.jsonl")
+        train, test = mnist_small
+        self.worker = RetrainWorker(
+            store=self.store, predictor=self.predictor, history=self.history, mnist_test=test,
+            training_set=training_set or mixed_training_set(self.store, train, replay=1024),
+            # these tests are about the rounds' mechanics: a wide gate, unless a test is about the gate
+            **{"every": 5, "steps": 30, "gate_margin": 5.0, **worker_args})
+
+    def flag(self, n, start=0):
+        """n fooling flags, one at a time as people make them: the worker sees each before the next."""
+        for drawing, digit, probs in fooling_examples(self.predictor.predict, n, start):
+            self.store.add(drawing, label=digit, guess=int(probs.argmax()), confidence=float(probs.max()),
+                           model_round=self.predictor.current[1]["round"])
+            self.worker.notify()
+            self.settle()
+
+    def settle(self):
+        assert self.worker.wait_idle(120), "the worker did not finish"
+
+
+def test_a_round_starts_after_n_flags_and_its_model_is_swapped_in(tmp_path, mnist_small):
+    s = Setup(tmp_path, mnist_small)
+    s.worker.start()
+    s.settle()
+    assert [r["status"] for r in s.history.records] == ["base"]
+    s.flag(4)
+    s.settle()
+    assert len(s.history.records) == 1 and s.worker.until_next_round() == 1  # four flags: no round yet
+    s.flag(1, start=40)
+    s.settle()
+    s.worker.stop()
+    record = s.history.records[-1]
+    assert (record["round"], record["status"]) == (1, "promoted")
+    assert record["train_adversarial"] == 4 and record["adversarial_size"] == 1
+    assert 0.9 <= record["mnist_top1"] <= 1
+    assert s.predictor.current[1]["round"] == 1
+    model, meta = load_checkpoint(tmp_path / "rounds" / record["checkpoint"])
+    assert meta.round == 1 and meta.metrics["mnist_top1"] == record["mnist_top1"]
+    assert meta.trained_on["adversarial"] == 4
+    status = s.worker.status()
+    assert status["round"] == 1 and status["until_next_round"] == 5 and status["examples"]["this_round"] == 0
+    assert [h["status"] for h in status["history"]] == ["base", "promoted"]
+
+
+def test_a_failed_round_keeps_the_old_model_and_the_next_flag_retries(tmp_path, mnist_small, caplog):
+    calls = []
+
+    def flaky_training_set():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("replay data unavailable")
+        return mixed_training_set(s.store, mnist_small[0], replay=1024)()
+
+    s = Setup(tmp_path, mnist_small, training_set=flaky_training_set, every=2)
+    s.worker.start()
+    s.settle()
+    model_before = s.predictor.current[0]
+    s.flag(2)
+    s.settle()
+    assert s.history.records[-1]["status"] == "failed"
+    assert "replay data unavailable" in s.history.records[-1]["error"]
+    assert s.predictor.current[0] is model_before and s.predictor.current[1]["round"] == 0
+    assert "replay data unavailable" in s.worker.status()["last_error"]
+    assert "retrain round failed" in caplog.text
+    s.flag(1, start=30)  # the next trigger tries again
+    s.settle()
+    s.worker.stop()
+    assert s.history.records[-1]["status"] == "promoted" and s.predictor.current[1]["round"] > 0
+
+
+def test_the_gate_refuses_a_model_that_forgets_mnist(tmp_path, mnist_small):
+    def shuffled_labels():
+        train = mnist_small[0]
+        x, y = train.tensors()
+        return x, torch.randperm(10, generator=torch.Generator().manual_seed(0))[y], {"adversarial": 0, "replay": 0}
+
+    s = Setup(tmp_path, mnist_small, training_set=shuffled_labels, every=2, steps=40, lr=3e-3, gate_margin=1.0)
+    s.worker.start()
+    s.settle()
+    model_before = s.predictor.current[0]
+    s.flag(2)
+    s.settle()
+    s.worker.stop()
+    record = s.history.records[-1]
+    assert record["status"] == "rejected"
+    assert record["mnist_top1"] < record["serving_mnist_top1"] - 0.01
+    assert "checkpoint" not in record and not list((tmp_path / "rounds").glob("*.safetensors"))
+    assert s.predictor.current[0] is model_before
+    assert s.worker.until_next_round() == 2  # counting starts again from the rejected round
+
+
+def test_a_restart_resumes_the_promoted_model_history_and_counts(tmp_path, mnist_small):
+    s = Setup(tmp_path, mnist_small, every=3)
+    s.worker.start()
+    s.settle()
+    s.flag(4)
+    s.settle()
+    s.worker.stop()
+    promoted = s.history.records[-1]
+    assert promoted["status"] == "promoted"
+
+    history = History(tmp_path / "rounds" / "rounds.jsonl")
+    model, meta = load_serving(history, BASE)
+    assert meta["round"] == promoted["round"]
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.allclose(model(x), s.predictor.current[0](x))
+    again = Setup(tmp_path, mnist_small, every=3)
+    assert again.store.counts().total == 4
+    assert again.worker.until_next_round() == 2
+    assert [r["status"] for r in again.history.records] == ["base", "promoted"]
+
+
+def test_history_skips_a_torn_line(tmp_path):
+    path = tmp_path / "rounds.jsonl"
+    path.write_text(json.dumps({"round": 0, "status": "base", "flags_total": 0}) + "\n" + '{"round": 1, "sta')
+    history = History(path)
+    assert [r["round"] for r in history.records] == [0] and history.next_round() == 1
+
+
+@pytest.mark.parametrize("bad", [{"every": 0}, {"gate_margin": -1}])
+def test_bad_worker_arguments_are_named(tmp_path, mnist_small, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        Setup(tmp_path, mnist_small, **bad)
