@@ -35,6 +35,13 @@ SELECT_BRUSH_JS = """
 }
 """
 
+CLEAR_CANVAS_JS = """
+() => {
+  document.querySelector('#sketchpad button[aria-label="Clear canvas"]')?.click();
+  setTimeout(() => document.querySelector('#sketchpad button[aria-label="Brush"]')?.click(), 150);
+}
+"""
+
 
 @dataclass
 class Services:
@@ -175,18 +182,19 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
                                             title="Accuracy per round", x_title="round", elem_id="accuracy-plot")
                 digits_plot = gr.BarPlot(x="digit", y="examples", title="Adversarial examples per digit",
                                          elem_id="digits-plot")
-            gallery = gr.Gallery(label="Latest drawings that fooled the model", columns=6, height="auto",
+            gallery = gr.Gallery(label="Latest drawings that fooled the model", columns=6, rows=2, height=280,
+                                 allow_preview=False, object_fit="contain", fit_columns=False, interactive=False,
                                  elem_id="gallery")
         panel_outputs = [summary, accuracy_plot, digits_plot, gallery]
 
         sketch.change(predict, [sketch, judged], [guess, judged], api_name="predict", trigger_mode="always_last",
                       show_progress="hidden", concurrency_limit=4)
         sketch.clear(finish_attempt, judged, [guess, judged], api_visibility="private")
-        clear.click(finish_attempt, judged, [guess, judged], api_visibility="private").then(
-            lambda: None, None, sketch, api_visibility="private")
+        # The Sketchpad's own "Clear canvas" keeps the brush ready (setting its value to None would not).
+        clear.click(None, js=CLEAR_CANVAS_JS)
         save.click(flag, [sketch, digit], message, api_name="flag").success(
-            lambda: (None, None, None, False), None, [sketch, guess, digit, judged], api_visibility="private").then(
-            panel, None, panel_outputs, api_visibility="private")
+            lambda: (None, None, False), None, [guess, digit, judged], api_visibility="private").then(
+            None, js=CLEAR_CANVAS_JS).then(panel, None, panel_outputs, api_visibility="private")
         gr.api(status, api_name="status")
         gr.Timer(5.0).tick(panel, None, panel_outputs, api_visibility="private", show_progress="hidden")
         demo.load(panel, None, panel_outputs, api_visibility="private")

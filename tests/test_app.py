@@ -1,30 +1,34 @@
-"""The page's API, driven with gradio_client as a program (or the browser) would."""
+"""End to end through the page's API with gradio_client: predict, flag, wait for the round, read /status."""
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 from PIL import Image
 
 import app
 from config import Config
-from model import Predictor
-from tests.drawing import draw_sketch, sketchpad_value
-from trainer import load_checkpoint
-
-MODELS = Path(__file__).resolve().parent.parent / "models"
+from tests.drawing import draw_sketch, fooling_examples, sketchpad_value
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    model, meta = load_checkpoint(MODELS / "base.safetensors")
-    demo = app.build_demo(Config(), Predictor(model))
-    _, url, _ = demo.launch(server_port=None, prevent_thread_lock=True, quiet=True)
-    yield Client(url, verbose=False)
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app")
+    config = Config(data_dir=root / "data", retrain_every=10, round_steps=40, mnist_data="sample")
+    services = app.start_services(config)
+    demo = app.build_demo(config, services)
+    _, url, _ = demo.queue().launch(server_port=None, prevent_thread_lock=True, quiet=True,
+                                    allowed_paths=[str(config.data_dir)])
+    yield Client(url, verbose=False), services, config
+    services.worker.stop()
     demo.close()
 
 
 def upload(value: dict, folder: Path) -> dict:
-    """A Sketchpad value as the client sends it: each image a PNG file."""
+    """A Sketchpad value as a client sends it: each image a PNG file."""
+    folder.mkdir(parents=True, exist_ok=True)
     files = {}
     for key in ("background", "composite"):
         Image.fromarray(value[key]).save(folder / f"{key}.png")
@@ -34,14 +38,51 @@ def upload(value: dict, folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("digit", [0, 4, 7])
-def test_predict_endpoint_reads_a_drawn_digit(client, tmp_path, digit):
+def test_predict_reads_a_drawn_digit(served, tmp_path, digit):
+    client, _, _ = served
     result = client.predict(upload(draw_sketch(digit), tmp_path), api_name="/predict")
     assert result["label"] == str(digit)
     assert len(result["confidences"]) == 3 and result["confidences"][0]["confidence"] > 0.5
 
 
-def test_predict_endpoint_shows_nothing_for_an_empty_canvas(client, tmp_path):
-    import numpy as np
-    blank = sketchpad_value(np.zeros((280, 280), np.uint8))
-    result = client.predict(upload(blank, tmp_path), api_name="/predict")
+def test_predict_shows_nothing_for_an_empty_canvas(served, tmp_path):
+    client, _, _ = served
+    result = client.predict(upload(sketchpad_value(np.zeros((280, 280), np.uint8)), tmp_path), api_name="/predict")
     assert result is None or result.get("label") is None
+
+
+def test_bad_flags_get_a_clear_message_and_save_nothing(served, tmp_path):
+    client, services, _ = served
+    before = services.store.counts().total
+    with pytest.raises(AppError, match="Draw a digit first"):
+        client.predict(upload(sketchpad_value(np.zeros((280, 280), np.uint8)), tmp_path), 3, api_name="/flag")
+    with pytest.raises(AppError, match="Pick the digit you drew"):
+        client.predict(upload(draw_sketch(3), tmp_path), None, api_name="/flag")
+    with pytest.raises(AppError, match="already reads this as 3: nothing saved"):
+        client.predict(upload(draw_sketch(3), tmp_path), 3, api_name="/flag")
+    assert services.store.counts().total == before
+
+
+def test_ten_fooling_flags_make_a_round_that_status_reports(served, tmp_path):
+    client, services, config = served
+    status = client.predict(api_name="/status")
+    assert status["round"] == 0 and status["until_next_round"] == 10
+    assert status["mnist"]["dataset"] == "mnist-sample-5k/test" and status["mnist"]["top1"] >= 0.99
+    examples = fooling_examples(services.predictor.predict, 10)
+    for i, (drawing, digit, probs) in enumerate(examples):
+        message = client.predict(upload(drawing, tmp_path / str(i)), digit, api_name="/flag")
+        assert message.startswith(f"Saved: you drew {digit}, the model said {int(probs.argmax())}.")
+        if i < 9:
+            assert f"{i + 1} in all; {9 - i} more until the next retrain" in message
+    deadline = time.monotonic() + 120
+    while (status := client.predict(api_name="/status"))["round"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert status["round"] == 1
+    assert status["history"][-1]["status"] == "promoted"
+    assert 0.9 <= status["mnist"]["top1"] <= 1 and status["adversarial"]["size"] == 2
+    assert status["adversarial"]["top1"] is not None
+    assert status["examples"] == {"total": 10, "train": 8, "test": 2, "this_round": 0,
+                                  "per_digit": status["examples"]["per_digit"]}
+    assert sum(status["examples"]["per_digit"].values()) == 10
+    assert status["until_next_round"] == 10 and not status["training"]
+    assert (config.data_dir / "rounds" / "round-0001.safetensors").exists()

@@ -1,0 +1,84 @@
+"""A real browser: Debian's Chromium, driven by Playwright, draws with the mouse, sees the guess, flags it."""
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import app
+from config import Config
+from tests.drawing import stroke_points
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def page_url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    config = Config(data_dir=root / "data", mnist_data="sample")
+    services = app.start_services(config)
+    demo = app.build_demo(config, services)
+    _, url, _ = demo.queue().launch(server_port=None, prevent_thread_lock=True, quiet=True,
+                                    allowed_paths=[str(config.data_dir)])
+    yield url, services
+    services.worker.stop()
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    assert Path(CHROMIUM).exists(), "Chromium is missing: `make test` installs it"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def draw(page, digit: int) -> None:
+    """Draw the digit's strokes with the mouse, as a person would; no tool is clicked first."""
+    canvas = page.locator("#sketchpad canvas").first
+    box = canvas.bounding_box()
+    scale_x, scale_y = box["width"] / app.CANVAS, box["height"] / app.CANVAS
+    for stroke in stroke_points(digit, app.CANVAS):
+        points = [(box["x"] + x * scale_x, box["y"] + y * scale_y) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=2)
+        page.mouse.up()
+
+
+def test_draw_see_the_guess_flag_it_and_see_the_confirmation(page_url, browser):
+    url, services = page_url
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.goto(url)
+    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
+    page.wait_for_timeout(1000)  # let the page settle as a person would see it
+    assert page.get_by_text("select the draw tool to start").count() == 0
+    draw(page, 3)
+    guess = page.locator("#guess")
+    guess.get_by_text(re.compile(r"^\d$")).first.wait_for(timeout=30_000)
+    top = guess.locator("h2, .output-class").first.inner_text().strip()
+    assert top == "3", f"the model read {top!r}"
+    other = "8"
+    page.locator(f"#digit [data-testid=\"{other}-radio-label\"]").click()
+    page.locator("#save").click()
+    message = page.locator("#flag-message")
+    message.get_by_text("Saved:").wait_for(timeout=30_000)
+    assert f"you drew {other}, the model said 3" in message.inner_text()
+    assert "1 in all; 9 more until the next retrain" in message.inner_text()
+    page.locator("#summary").get_by_text("Round 0").wait_for(timeout=30_000)
+    assert services.store.counts().total == 1
+    page.locator("#gallery img").first.wait_for(timeout=30_000)
+    # the canvas is cleared for the next try and the brush is still ready
+    page.wait_for_timeout(1000)
+    assert page.get_by_text("select the draw tool to start").count() == 0
+    draw(page, 7)
+    guess.get_by_text("7").first.wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "screenshot.png"), full_page=True)
+    page.close()
