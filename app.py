@@ -188,14 +188,14 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         panel_outputs = [summary, accuracy_plot, digits_plot, gallery]
 
         sketch.change(predict, [sketch, judged], [guess, judged], api_name="predict", trigger_mode="always_last",
-                      show_progress="hidden", concurrency_limit=4)
+                      show_progress="hidden", queue=False)
         sketch.clear(finish_attempt, judged, [guess, judged], api_visibility="private")
         # The Sketchpad's own "Clear canvas" keeps the brush ready (setting its value to None would not).
         clear.click(None, js=CLEAR_CANVAS_JS)
-        save.click(flag, [sketch, digit], message, api_name="flag").success(
+        save.click(flag, [sketch, digit], message, api_name="flag", queue=False).success(
             lambda: (None, None, False), None, [guess, digit, judged], api_visibility="private").then(
             None, js=CLEAR_CANVAS_JS).then(panel, None, panel_outputs, api_visibility="private")
-        gr.api(status, api_name="status")
+        gr.api(status, api_name="status", queue=False)
         gr.Timer(5.0).tick(panel, None, panel_outputs, api_visibility="private", show_progress="hidden")
         demo.load(panel, None, panel_outputs, api_visibility="private")
         demo.load(None, js=SELECT_BRUSH_JS)
@@ -205,8 +205,9 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     config = Config.from_env()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # one image per request is fastest on one core; a round trains beside it
     services = start_services(config)
     demo = build_demo(config, services)
     demo.queue(default_concurrency_limit=8).launch(server_name=config.host, server_port=config.port,

@@ -75,15 +75,19 @@ def rotated_sketch(digit: int, angle: float, canvas: int = 280, **placement) -> 
     return sketchpad_value(np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR)))
 
 
-FOOLING_ANGLES = (-75, -60, -45, 45, 60, 75, 90)
+FOOLING_VARIANTS = [(angle, aspect) for aspect in (0.75, 0.45, 1.0)
+                    for angle in (-75, -60, -45, 45, 60, 75, 90, -30, 30, 120, -120)]
 
 
 def fooling_examples(predict, n: int, start: int = 0) -> list[tuple[dict, int, np.ndarray]]:
-    """`n` rotated digits that `predict` (drawing → probabilities) gets wrong: (drawing, true digit, probs)."""
-    found = []
-    for i in range(start, start + 10 * len(FOOLING_ANGLES)):
-        digit, angle = i % 10, FOOLING_ANGLES[(i // 10) % len(FOOLING_ANGLES)]
-        drawing = rotated_sketch(digit, angle)
+    """`n` turned or squeezed digits that `predict` (drawing → probabilities) gets wrong: (drawing, digit, probs).
+
+    Searches a fixed bank of 330 drawings from `start`, so the same call finds the same drawings.
+    """
+    found, bank = [], 10 * len(FOOLING_VARIANTS)
+    for i in range(start, start + bank):
+        digit, (angle, aspect) = i % 10, FOOLING_VARIANTS[(i // 10) % len(FOOLING_VARIANTS)]
+        drawing = rotated_sketch(digit, angle, aspect=aspect)
         probs = predict(drawing)
         if int(probs.argmax()) != digit:
             found.append((drawing, digit, probs))
