@@ -26,12 +26,12 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import Client  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import app  # noqa: E402
 from config import Config  # noqa: E402
-from tests.drawing import draw_sketch, fooling_examples  # noqa: E402
+from tests.drawing import client_payload, draw_sketch, fooling_examples  # noqa: E402
 
 
 def serve(data_dir: Path, every: int):
@@ -63,16 +63,6 @@ def call(http: httpx.Client, base: str, name: str, *inputs) -> tuple[object, flo
     return response.raise_for_status().json()["data"][0], elapsed
 
 
-def upload(value: dict, folder: Path) -> dict:
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for key in ("background", "composite"):
-        Image.fromarray(value[key]).save(folder / f"{key}.png")
-        files[key] = handle_file(str(folder / f"{key}.png"))
-    Image.fromarray(value["layers"][0]).save(folder / "layer.png")
-    return {**files, "layers": [handle_file(str(folder / "layer.png"))]}
-
-
 def percentiles(ms: list[float]) -> dict:
     return {"p50_ms": round(float(np.percentile(ms, 50)), 1), "p99_ms": round(float(np.percentile(ms, 99)), 1),
             "max_ms": round(max(ms), 1), "n": len(ms)}
@@ -84,7 +74,7 @@ def bench_rounds(tmp: Path, rounds: int) -> dict:
         for r in range(rounds):
             examples = fooling_examples(services.predictor.predict, 10, start=r * 7)
             for i, (drawing, digit, _) in enumerate(examples):
-                client.predict(upload(drawing, tmp / "up" / str(i)), digit, api_name="/flag")
+                client.predict(client_payload(drawing, tmp / "up" / str(i)), digit, api_name="/flag")
             deadline = time.monotonic() + 120
             while client.predict(api_name="/status")["round"] <= r and time.monotonic() < deadline:
                 if services.worker.status()["history"][-1]["status"] == "rejected":

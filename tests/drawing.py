@@ -5,6 +5,7 @@ Used by the tests, the benchmarks and the browser test (which replays the same s
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -63,6 +64,19 @@ def sketchpad_value(alpha: np.ndarray, color=(0, 0, 0)) -> dict:
     a = alpha[..., None].astype(np.float32) / 255
     composite[..., :3] = (background[..., :3] * (1 - a) + np.array(color) * a).astype(np.uint8)
     return {"background": background, "layers": [layer], "composite": composite}
+
+
+def client_payload(value: dict, folder: Path) -> dict:
+    """A Sketchpad value as gradio_client sends it: each image a PNG file in `folder`."""
+    from gradio_client import handle_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for key, image in (("background", value["background"]), ("layer", value["layers"][0]),
+                       ("composite", value["composite"])):
+        Image.fromarray(image).save(folder / f"{key}.png")
+        files[key] = handle_file(str(folder / f"{key}.png"))
+    return {"background": files["background"], "layers": [files["layer"]], "composite": files["composite"]}
 
 
 def draw_sketch(digit: int, canvas: int = 280, brush: float = 18, **placement) -> dict:

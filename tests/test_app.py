@@ -1,16 +1,14 @@
 """End to end through the page's API with gradio_client: predict, flag, wait for the round, read /status."""
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import Client
 from gradio_client.exceptions import AppError
-from PIL import Image
 
 import app
 from config import Config
-from tests.drawing import draw_sketch, fooling_examples, sketchpad_value
+from tests.drawing import client_payload, draw_sketch, fooling_examples, sketchpad_value
 
 
 @pytest.fixture(scope="module")
@@ -26,28 +24,17 @@ def served(tmp_path_factory):
     demo.close()
 
 
-def upload(value: dict, folder: Path) -> dict:
-    """A Sketchpad value as a client sends it: each image a PNG file."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for key in ("background", "composite"):
-        Image.fromarray(value[key]).save(folder / f"{key}.png")
-        files[key] = handle_file(str(folder / f"{key}.png"))
-    Image.fromarray(value["layers"][0]).save(folder / "layer.png")
-    return {**files, "layers": [handle_file(str(folder / "layer.png"))]}
-
-
 @pytest.mark.parametrize("digit", [0, 4, 7])
 def test_predict_reads_a_drawn_digit(served, tmp_path, digit):
     client, _, _ = served
-    result = client.predict(upload(draw_sketch(digit), tmp_path), api_name="/predict")
+    result = client.predict(client_payload(draw_sketch(digit), tmp_path), api_name="/predict")
     assert result["label"] == str(digit)
     assert len(result["confidences"]) == 3 and result["confidences"][0]["confidence"] > 0.5
 
 
 def test_predict_shows_nothing_for_an_empty_canvas(served, tmp_path):
     client, _, _ = served
-    result = client.predict(upload(sketchpad_value(np.zeros((280, 280), np.uint8)), tmp_path), api_name="/predict")
+    result = client.predict(client_payload(sketchpad_value(np.zeros((280, 280), np.uint8)), tmp_path), api_name="/predict")
     assert result is None or result.get("label") is None
 
 
@@ -55,11 +42,11 @@ def test_bad_flags_get_a_clear_message_and_save_nothing(served, tmp_path):
     client, services, _ = served
     before = services.store.counts().total
     with pytest.raises(AppError, match="Draw a digit first"):
-        client.predict(upload(sketchpad_value(np.zeros((280, 280), np.uint8)), tmp_path), 3, api_name="/flag")
+        client.predict(client_payload(sketchpad_value(np.zeros((280, 280), np.uint8)), tmp_path), 3, api_name="/flag")
     with pytest.raises(AppError, match="Pick the digit you drew"):
-        client.predict(upload(draw_sketch(3), tmp_path), None, api_name="/flag")
+        client.predict(client_payload(draw_sketch(3), tmp_path), None, api_name="/flag")
     with pytest.raises(AppError, match="already reads this as 3: nothing saved"):
-        client.predict(upload(draw_sketch(3), tmp_path), 3, api_name="/flag")
+        client.predict(client_payload(draw_sketch(3), tmp_path), 3, api_name="/flag")
     assert services.store.counts().total == before
 
 
@@ -70,7 +57,7 @@ def test_ten_fooling_flags_make_a_round_that_status_reports(served, tmp_path):
     assert status["mnist"]["dataset"] == "mnist-sample-5k/test" and status["mnist"]["top1"] >= 0.99
     examples = fooling_examples(services.predictor.predict, 10)
     for i, (drawing, digit, probs) in enumerate(examples):
-        message = client.predict(upload(drawing, tmp_path / str(i)), digit, api_name="/flag")
+        message = client.predict(client_payload(drawing, tmp_path / str(i)), digit, api_name="/flag")
         assert message.startswith(f"Saved: you drew {digit}, the model said {int(probs.argmax())}.")
         if i < 9:
             assert f"{i + 1} in all; {9 - i} more until the next retrain" in message
@@ -86,3 +73,20 @@ def test_ten_fooling_flags_make_a_round_that_status_reports(served, tmp_path):
     assert sum(status["examples"]["per_digit"].values()) == 10
     assert status["until_next_round"] == 10 and not status["training"]
     assert (config.data_dir / "rounds" / "round-0001.safetensors").exists()
+
+
+def test_a_restarted_app_resumes_its_round_history_and_counts(served):
+    """Runs after the round above: a new set of services over the same data folder carries on from it."""
+    client, services, config = served
+    before = client.predict(api_name="/status")
+    again = app.start_services(config)
+    try:
+        assert again.worker.wait_idle(60)
+        after = again.worker.status()
+    finally:
+        again.worker.stop()
+    assert after["round"] == before["round"] >= 1
+    assert after["examples"]["total"] == before["examples"]["total"]
+    assert after["until_next_round"] == before["until_next_round"]
+    assert after["mnist"]["top1"] == before["mnist"]["top1"]
+    assert again.predictor.current[1]["round"] == before["round"]

@@ -27,3 +27,18 @@ def test_a_bad_port_names_the_variable_and_value(value):
 def test_config_is_frozen():
     with pytest.raises(AttributeError):
         Config().port = 1
+
+
+def test_retraining_variables_are_read():
+    config = Config.from_env({"RETRAIN_EVERY": "3", "GATE_MARGIN": "0.5", "HOLDOUT_EVERY": "4", "ROUND_STEPS": "20",
+                              "MNIST_DATA": "sample", "GALLERY_SIZE": "6"})
+    assert (config.retrain_every, config.gate_margin, config.holdout_every, config.round_steps) == (3, 0.5, 4, 20)
+    assert (config.mnist_data, config.gallery_size) == ("sample", 6)
+    assert config.store_dir == Path("data_mnist/adversarial") and config.rounds_dir == Path("data_mnist/rounds")
+
+
+@pytest.mark.parametrize("name, value", [("RETRAIN_EVERY", "0"), ("RETRAIN_EVERY", "ten"), ("GATE_MARGIN", "-1.5"),
+                                         ("HOLDOUT_EVERY", "1"), ("MNIST_DATA", "emnist"), ("ROUND_STEPS", "2.5")])
+def test_bad_retraining_values_name_the_variable(name, value):
+    with pytest.raises(ConfigError, match=f"{name}='{value}'"):
+        Config.from_env({name: value})
