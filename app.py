@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+import uuid
 from dataclasses import dataclass
 
 import gradio as gr
@@ -15,6 +17,7 @@ import data
 from config import Config
 from flagging import AdversarialFlagger, AdversarialStore
 from model import EmptyDrawingError, Predictor
+from hub import HubLink, hub_api, local_only_state
 from retrain import History, RetrainWorker, load_serving, mixed_training_set
 
 log = logging.getLogger(__name__)
@@ -47,10 +50,20 @@ CLEAR_CANVAS_JS = """
 class Services:
     """What the page talks to; built once by `start_services`, or by a test with its own parts."""
 
+    config: Config
     predictor: Predictor
     store: AdversarialStore
     worker: RetrainWorker
     flagger: AdversarialFlagger
+    hub: HubLink | None = None  # None: local only
+
+    def status(self) -> dict:
+        return {**self.worker.status(), "sync": self.hub.state() if self.hub else local_only_state(self.config)}
+
+    def stop(self) -> None:
+        self.worker.stop()
+        if self.hub:
+            self.hub.stop()
 
 
 def start_services(config: Config) -> Services:
@@ -58,13 +71,19 @@ def start_services(config: Config) -> Services:
     history = History(config.rounds_dir / "rounds.jsonl")
     model, meta = load_serving(history, config.model_path)
     predictor = Predictor(model, meta)
-    store = AdversarialStore(config.store_dir, holdout_every=config.holdout_every)
+    shard = config.replica or f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}"
+    store = AdversarialStore(config.store_dir, shard=_plain(shard), holdout_every=config.holdout_every)
+    hub = HubLink(config=config, store=store, api=hub_api(config)).start() if config.hub_sync else None
     mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
     mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
     worker = RetrainWorker(store=store, predictor=predictor, history=history, mnist_test=mnist_test,
                            training_set=mixed_training_set(store, mnist_train), every=config.retrain_every,
                            gate_margin=config.gate_margin, steps=config.round_steps).start()
-    return Services(predictor, store, worker, AdversarialFlagger(store))
+    return Services(config, predictor, store, worker, AdversarialFlagger(store), hub)
+
+
+def _plain(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-") or "replica"
 
 
 # ---------------------------------------------------------------------------------------------- handlers
@@ -88,8 +107,20 @@ def summary_markdown(status: dict) -> str:
         f"({_percent(rate['rate'])})\n"
         f"- Adversarial examples: {status['examples']['total']} in all "
         f"({status['examples']['train']} train, {status['examples']['test']} held out), "
-        f"{status['examples']['this_round']} this round; **{status['until_next_round']}** more until the next retrain"
+        f"{status['examples']['this_round']} this round; **{status['until_next_round']}** more until the next retrain\n"
+        f"- {sync_line(status['sync'])}"
     )
+
+
+def sync_line(sync: dict) -> str:
+    if not sync["enabled"]:
+        return f"Storage: {sync['reason']}"
+    line = f"Hub dataset `{sync['repo']}`: last push {sync['last_push'] or 'not yet'}, {sync['waiting']} examples waiting"
+    if sync.get("phase"):
+        line += f" ({sync['phase']})"
+    if sync["last_error"]:
+        line += " · the last push failed; it will be retried"
+    return line
 
 
 def accuracy_frame(status: dict) -> pd.DataFrame:
@@ -145,16 +176,16 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
                       request.session_hash if request else None])
         worker.record_attempt(fooled=True)
         worker.notify()
-        status = worker.status()
+        status = services.status()
         return (f"Saved: you drew {digit}, the model said {guess}. {status['examples']['this_round']} this round, "
                 f"{status['examples']['total']} in all; {status['until_next_round']} more until the next retrain.")
 
     def status() -> dict:
-        """Round, accuracies, counts and examples until the next round, as JSON."""
-        return worker.status()
+        """Round, accuracies, counts, examples until the next round and the Hub sync state, as JSON."""
+        return services.status()
 
     def panel():
-        current = worker.status()
+        current = services.status()
         gallery = [(str(store.path_of(row)), f"drawn {row['label']}, model said {row['guess']}")
                    for row in store.latest(config.gallery_size)]
         return summary_markdown(current), accuracy_frame(current), digits_frame(current), gallery

@@ -2,11 +2,33 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Mapping
 
 DATA_SOURCES = ("auto", "sample", "mnist")
+
+
+class Secret:
+    """A value that never shows: `repr`, `str` and f-strings give asterisks; `reveal()` gives the value."""
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+    __str__ = __repr__
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
 class ConfigError(ValueError):
@@ -25,6 +47,11 @@ class Config:
     gate_margin: float = 1.0  # percentage points of MNIST test accuracy a new round may lose and still be promoted
     round_steps: int = 80  # fine-tuning steps per round
     gallery_size: int = 12  # latest fooling drawings shown
+    hf_token: Secret | None = None  # a Space secret; with dataset_repo, examples are synced to the Hub
+    dataset_repo: str = ""  # e.g. "user/outwit-adversarial"; empty: local only
+    sync_every: float = 1.0  # minutes between pushes of new examples to the dataset repo
+    hub_endpoint: str = ""  # the Hub's address; empty: huggingface_hub's default (https://huggingface.co)
+    replica: str = ""  # this process's shard name in the dataset; empty: made up at start
 
     def __post_init__(self):
         for name, ok, rule in (
@@ -35,9 +62,17 @@ class Config:
             ("round_steps", self.round_steps >= 1, "at least 1"),
             ("gallery_size", 0 <= self.gallery_size <= 100, "from 0 to 100"),
             ("mnist_data", self.mnist_data in DATA_SOURCES, f"one of {', '.join(DATA_SOURCES)}"),
+            ("sync_every", self.sync_every > 0, "more than 0 (minutes)"),
+            ("dataset_repo", not self.dataset_repo or _is_repo_id(self.dataset_repo), "empty or 'owner/name'"),
+            ("replica", not self.replica or _is_plain_name(self.replica), "letters, digits, '-' and '_'"),
         ):
             if not ok:
                 raise ConfigError(f"{ENV[name]}='{getattr(self, name)}' must be {rule}")
+
+    @property
+    def hub_sync(self) -> bool:
+        """Both a token and a dataset repo: examples go to the Hub. Otherwise the app runs local-only."""
+        return bool(self.hf_token and self.dataset_repo)
 
     @property
     def store_dir(self) -> Path:
@@ -54,7 +89,8 @@ class Config:
         for f in fields(cls):
             raw = environ.get(ENV[f.name], "").strip()
             if raw:
-                values[f.name] = _cast(ENV[f.name], raw, type(f.default))
+                kind = Secret if f.name == "hf_token" else str if f.default == "" else type(f.default)
+                values[f.name] = _cast(ENV[f.name], raw, kind)
         return cls(**values)
 
 
@@ -62,7 +98,17 @@ ENV = {
     "model_path": "MODEL_PATH", "data_dir": "DATA_DIR", "mnist_data": "MNIST_DATA", "host": "GRADIO_SERVER_NAME",
     "port": "GRADIO_SERVER_PORT", "retrain_every": "RETRAIN_EVERY", "holdout_every": "HOLDOUT_EVERY",
     "gate_margin": "GATE_MARGIN", "round_steps": "ROUND_STEPS", "gallery_size": "GALLERY_SIZE",
+    "hf_token": "HF_TOKEN", "dataset_repo": "DATASET_REPO", "sync_every": "SYNC_EVERY", "hub_endpoint": "HF_ENDPOINT",
+    "replica": "REPLICA_ID",
 }
+
+
+def _is_plain_name(value: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", value))
+
+
+def _is_repo_id(value: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", value))
 
 
 def _cast(name: str, raw: str, kind: type):

@@ -53,14 +53,25 @@ class AdversarialStore:
             raise ValueError(f"shard={shard!r} must be a plain name")
         self.root, self.shard, self.holdout_every = Path(root), shard, holdout_every
         self.lock = threading.Lock()  # held around each append; an uploader takes it around its scan
-        self._rows: list[dict] = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read every shard's rows from disk again: after examples of other replicas were downloaded."""
+        rows = []
         for split in SPLITS:
             for metadata in sorted((self.root / split).glob("*/metadata.jsonl")):
-                self._rows.extend(_read_rows(metadata))
-        self._rows.sort(key=lambda row: row["created"])
-        self._mine = sum(1 for row in self._rows if row.get("shard") == shard)
-        self._splits = Counter(row["split"] for row in self._rows)
-        self._digits = Counter(row["label"] for row in self._rows)
+                rows.extend(_read_rows(metadata))
+        rows.sort(key=lambda row: row["created"])
+        with self.lock:
+            self._rows = rows
+            self._mine = sum(1 for row in rows if row.get("shard") == self.shard)
+            self._splits = Counter(row["split"] for row in rows)
+            self._digits = Counter(row["label"] for row in rows)
+
+    @property
+    def own_rows(self) -> int:
+        """Examples this writer added to its own shard, ever."""
+        return self._mine
 
     # ------------------------------------------------------------------ writing
     def add(self, drawing: Any, *, label: int, guess: int, confidence: float, model_round: int,

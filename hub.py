@@ -1,0 +1,209 @@
+"""The Hugging Face Hub as the shared store of examples: restore on start, push new examples in the background.
+
+The dataset repo holds the store's imagefolder layout (`train/<shard>/...`, `test/<shard>/...`) and a dataset card.
+Each app replica writes only its own shard, so replicas never overwrite each other. `DatasetSync` is a
+`huggingface_hub.CommitScheduler`: every `sync_every` minutes one commit carries whatever is new; a flag never
+makes a commit of its own. When the Hub is unreachable or refuses, the examples stay on disk and go up on a later
+tick; a file is marked sent only after the commit that carries it succeeded.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from huggingface_hub import CommitOperationAdd, CommitScheduler, HfApi, snapshot_download
+from huggingface_hub._commit_scheduler import PartialFileIO
+from huggingface_hub.errors import RepositoryNotFoundError
+
+from config import Config
+from flagging import SPLITS, AdversarialStore
+
+log = logging.getLogger(__name__)
+SYNCED = [f"{split}/**" for split in SPLITS] + ["README.md"]
+
+DATASET_CARD = """---
+license: cc-by-4.0
+task_categories:
+- image-classification
+pretty_name: Outwit adversarial digits
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: "train/**"
+  - split: test
+    path: "test/**"
+---
+# Outwit: handwritten digits that fooled a model
+
+Collected with [Outwit](https://github.com/), a dynamic adversarial data collection app: people draw a digit, a
+CNN trained on MNIST guesses it, and the drawings it gets wrong are saved here with the digit the person drew.
+
+## Fields
+
+| field | meaning |
+| --- | --- |
+| `image` | the drawing as drawn: dark ink on white |
+| `input` | the 28×28 MNIST-style image the model saw (white ink on black) |
+| `label` | the digit the person drew (0–9): the true label |
+| `guess` | the digit the model said, and `confidence` its probability |
+| `round` | the round of the model that was fooled (0: the base model) |
+| `split` | `train`, or `test`: one in five examples is held out as the adversarial test set and never trained on |
+| `created` | when it was saved (UTC) |
+| `session` | a short hash of the visitor's session, to group one visitor's examples |
+| `id`, `shard` | the example's id, and the app replica that wrote it |
+
+## Load it
+
+```python
+import datasets
+ds = datasets.load_dataset("{repo_id}")
+ds["train"][0]["image"], ds["train"][0]["label"]
+```
+
+Or, after `huggingface-cli download {repo_id} --repo-type dataset --local-dir adv`:
+`datasets.load_dataset("imagefolder", data_dir="adv")`.
+"""
+
+
+def hub_api(config: Config) -> HfApi:
+    return HfApi(endpoint=config.hub_endpoint or None, token=config.hf_token.reveal(), library_name="outwit")
+
+
+def restore_dataset(api: HfApi, repo_id: str, root: Path) -> dict[Path, float]:
+    """Download the dataset repo's examples into `root`; returns the downloaded files and their mtimes, so that
+    the sync knows they are on the Hub already. A repo that does not exist yet restores nothing."""
+    try:
+        snapshot_download(repo_id, repo_type="dataset", local_dir=root, allow_patterns=SYNCED,
+                          endpoint=api.endpoint, token=api.token)
+    except RepositoryNotFoundError:
+        log.info("dataset repo %s does not exist yet: nothing to restore", repo_id)
+        return {}
+    files = [p for split in SPLITS for p in (root / split).rglob("*") if p.is_file()] + [root / "README.md"]
+    restored = {path: path.stat().st_mtime for path in files if path.exists()}
+    log.info("restored %d files from dataset repo %s", len(restored), repo_id)
+    return restored
+
+
+class DatasetSync(CommitScheduler):
+    """Pushes the store's new files to the dataset repo, scanning under the store's own lock."""
+
+    def __init__(self, *, store: AdversarialStore, repo_id: str, every: float, hf_api: HfApi,
+                 already_on_hub: dict[Path, float] | None = None):
+        # Everything the scheduler thread reads is set before super().__init__ starts it.
+        self.store = store
+        self._on_hub = {Path(p).resolve(): mtime for p, mtime in (already_on_hub or {}).items()}
+        self._state = threading.Lock()
+        self.last_push: str | None = None
+        self.last_error: str | None = None
+        self._pushed_rows = 0
+        card = store.root / "README.md"
+        if not card.exists():
+            card.parent.mkdir(parents=True, exist_ok=True)
+            card.write_text(DATASET_CARD.replace("{repo_id}", repo_id), encoding="utf-8")
+        super().__init__(repo_id=repo_id, repo_type="dataset", folder_path=store.root, every=every,
+                         allow_patterns=SYNCED, hf_api=hf_api)
+
+    def state(self) -> dict:
+        with self._state:
+            pushed, last_push, error = self._pushed_rows, self.last_push, self.last_error
+        return {"enabled": True, "repo": self.repo_id, "last_push": last_push,
+                "waiting": max(0, self.store.own_rows - pushed), "last_error": error}
+
+    def push_to_hub(self):
+        with self.store.lock:  # the store appends under this lock: a scan never catches half a row
+            own_rows = self.store.own_rows
+            files = [(path, path.relative_to(self.folder_path).as_posix(), path.stat())
+                     for path in sorted(self.folder_path.rglob("*")) if path.is_file()]
+            files = [(path, rel, st) for path, rel, st in files
+                     if self._wanted(rel) and self.last_uploaded.get(path, self._on_hub.get(path)) != st.st_mtime]
+        if not files:
+            self._succeeded(own_rows)
+            return None
+        operations = [CommitOperationAdd(path_or_fileobj=PartialFileIO(path, size_limit=st.st_size), path_in_repo=rel)
+                      for path, rel, st in files]
+        try:
+            info = self.api.create_commit(repo_id=self.repo_id, repo_type="dataset", operations=operations,
+                                          commit_message=f"Add examples from {self.store.shard}")
+        except Exception as err:
+            with self._state:
+                self.last_error = f"{type(err).__name__}: {err}"
+            log.warning("push to %s failed; %d files wait for the next tick: %s", self.repo_id, len(files), err)
+            raise
+        for path, _, st in files:  # only now are they on the Hub
+            self.last_uploaded[path] = st.st_mtime
+        self._succeeded(own_rows)
+        return info
+
+    def _wanted(self, relpath: str) -> bool:
+        parts = relpath.split("/")
+        return (relpath == "README.md" or parts[0] in SPLITS) and not any(p.startswith(".") for p in parts)
+
+    def _succeeded(self, own_rows: int) -> None:
+        with self._state:
+            self._pushed_rows = own_rows
+            self.last_push = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            self.last_error = None
+
+
+class HubLink:
+    """Restores the dataset repo's examples, then keeps a DatasetSync running; if the Hub cannot be reached at start,
+    tries again every `sync_every` minutes while the app serves from local disk. The page shows its state."""
+
+    def __init__(self, *, config: Config, store: AdversarialStore, api: HfApi):
+        self.config, self.store, self.api = config, store, api
+        self.sync: DatasetSync | None = None
+        self._error: str | None = None
+        self._phase = "connecting to the Hub"
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hub-link", daemon=True)
+
+    def start(self) -> "HubLink":
+        self._thread.start()
+        return self
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    def stop(self, final_push: bool = True) -> None:
+        """Stop trying; with `final_push`, push what waits (the scheduler also does so at interpreter exit)."""
+        self._stop.set()
+        if self.sync is not None:
+            if final_push:
+                try:
+                    self.sync.trigger().result(timeout=120)
+                except Exception as err:  # noqa: BLE001 - logged; the files stay on disk for the next start
+                    log.warning("final push failed: %s", err)
+            self.sync.stop()
+
+    def state(self) -> dict:
+        if self.sync is not None:
+            return self.sync.state()
+        return {"enabled": True, "repo": self.config.dataset_repo, "last_push": None,
+                "waiting": self.store.own_rows, "last_error": self._error, "phase": self._phase}
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._phase = "restoring examples from the Hub"
+                restored = restore_dataset(self.api, self.config.dataset_repo, self.store.root)
+                self.store.refresh()
+                self.sync = DatasetSync(store=self.store, repo_id=self.config.dataset_repo,
+                                        every=self.config.sync_every, hf_api=self.api, already_on_hub=restored)
+                self._ready.set()
+                return
+            except Exception as err:  # noqa: BLE001 - the app keeps serving from disk; tried again later
+                self._error = f"{type(err).__name__}: {err}"
+                self._phase = "the Hub could not be reached; trying again"
+                log.warning("cannot reach dataset repo %s (%s); trying again in %.1f min",
+                            self.config.dataset_repo, err, self.config.sync_every)
+            self._stop.wait(self.config.sync_every * 60)
+
+
+def local_only_state(config: Config) -> dict:
+    reason = "no HF_TOKEN" if not config.hf_token else "no DATASET_REPO"
+    return {"enabled": False, "repo": None, "last_push": None, "waiting": 0, "last_error": None,
+            "reason": f"local only ({reason}): examples are kept on this machine's disk"}

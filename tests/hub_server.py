@@ -1,0 +1,190 @@
+"""A server on 127.0.0.1 that speaks the parts of the Hugging Face Hub's HTTP API that huggingface_hub uses here:
+repo creation, README validation, preupload, the NDJSON commit, repo info, tree listing and file download
+(HEAD and GET).
+
+Every file is stored in memory per repo; each commit is logged with the paths it added, so tests can check that
+nothing was sent twice. `fail_next(n, status)` makes the next n requests answer with an error (503, 429, ...);
+`stop()`/`start()` take it off the network and back on the same port. It records every Authorization header.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlparse
+
+API = re.compile(r"^/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit|revision|tree)"
+                 r"/(?P<rev>[^/]+)(?P<path>/.*)?$")
+RESOLVE = re.compile(r"^/(?:(?P<kind>datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+
+
+class Repo:
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.commits: list[dict] = []  # {"oid", "message", "added": [paths]}
+
+    @property
+    def sha(self) -> str:
+        return self.commits[-1]["oid"] if self.commits else "0" * 40
+
+
+class FakeHub:
+    def __init__(self, port: int = 0):
+        self.repos: dict[tuple[str, str], Repo] = {}
+        self.auth_headers: list[str] = []
+        self._failures: list[int] = []
+        self._lock = threading.Lock()
+        self.port = port
+        self._server: ThreadingHTTPServer | None = None
+        self.down = False
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> "FakeHub":
+        self.down = False
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Off the network: new connections are refused, and open keep-alive ones are dropped unanswered."""
+        self.down = True
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def fail_next(self, count: int, status: int = 503) -> None:
+        with self._lock:
+            self._failures.extend([status] * count)
+
+    def repo(self, repo_id: str, kind: str = "datasets") -> Repo:
+        return self.repos[(kind, repo_id)]
+
+    # ------------------------------------------------------------------ HTTP
+    def _handler(self):
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _reply(self, status: int, body: bytes | dict | list = b"", headers: dict | None = None,
+                       head: bool = False):
+                payload = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+                self.send_response(status)
+                for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(payload)
+
+            def _body(self) -> bytes:
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _injected_failure(self) -> bool:
+                if hub.down:  # a connection opened before the server went down
+                    self.close_connection = True
+                    self.connection.close()
+                    return True
+                if auth := self.headers.get("Authorization"):
+                    hub.auth_headers.append(auth)
+                with hub._lock:
+                    status = hub._failures.pop(0) if hub._failures else None
+                if status:
+                    self._body()
+                    self._reply(status, {"error": "injected failure"}, {"Retry-After": "0"})
+                return status is not None
+
+            def do_POST(self):
+                if self._injected_failure():
+                    return
+                path = urlparse(self.path).path
+                if path == "/api/repos/create":
+                    return self._create(json.loads(self._body()))
+                if path == "/api/validate-yaml":  # a README.md with front matter is checked before upload
+                    self._body()
+                    return self._reply(200, {"errors": [], "warnings": []})
+                match = API.match(path)
+                if not match or (match["kind"], match["repo"]) not in hub.repos:
+                    return self._reply(404, {"error": "Repository not found"})
+                repo = hub.repos[(match["kind"], match["repo"])]
+                if match["op"] == "preupload":
+                    files = json.loads(self._body())["files"]
+                    return self._reply(200, {"files": [{"path": f["path"], "uploadMode": "regular",
+                                                        "shouldIgnore": False} for f in files]})
+                if match["op"] == "commit":
+                    prefix = "" if match["kind"] == "models" else match["kind"] + "/"
+                    return self._commit(repo, f"{hub.endpoint}/{prefix}{match['repo']}", self._body())
+                self._reply(404, {"error": "not found"})
+
+            def _create(self, request: dict):
+                kind = (request.get("type") or "model") + "s"
+                repo_id = f"{request.get('organization') or 'user'}/{request['name']}"
+                url = f"{hub.endpoint}/{'' if kind == 'models' else kind + '/'}{repo_id}"
+                with hub._lock:
+                    if (kind, repo_id) in hub.repos:
+                        return self._reply(409, {"error": "You already created this repo", "url": url})
+                    hub.repos[(kind, repo_id)] = Repo()
+                self._reply(200, {"url": url, "name": repo_id})
+
+            def _commit(self, repo: Repo, repo_url: str, body: bytes):
+                lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+                header = next(line["value"] for line in lines if line["key"] == "header")
+                added = {}
+                for line in lines:
+                    if line["key"] == "file":
+                        added[line["value"]["path"]] = base64.b64decode(line["value"]["content"])
+                    elif line["key"] in ("lfsFile", "deletedFile", "deletedFolder"):
+                        return self._reply(400, {"error": f"{line['key']} is not supported by this test server"})
+                with hub._lock:
+                    repo.files.update(added)
+                    oid = hashlib.sha1(f"{len(repo.commits)}{sorted(added)}".encode()).hexdigest()
+                    repo.commits.append({"oid": oid, "message": header.get("summary"), "added": sorted(added)})
+                self._reply(200, {"commitUrl": f"{repo_url}/commit/{oid}", "commitOid": oid,
+                                  "pullRequestUrl": None})
+
+            def do_GET(self):
+                self._get(head=False)
+
+            def do_HEAD(self):
+                self._get(head=True)
+
+            def _get(self, head: bool):
+                if self._injected_failure():
+                    return
+                path = unquote(urlparse(self.path).path)
+                if match := API.match(path):
+                    repo = hub.repos.get((match["kind"], match["repo"]))
+                    if repo is None:
+                        return self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+                    if match["op"] == "revision":
+                        return self._reply(200, {"id": match["repo"], "sha": repo.sha, "private": False,
+                                                 "siblings": [{"rfilename": p} for p in sorted(repo.files)]})
+                    if match["op"] == "tree":
+                        prefix = (match["path"] or "").strip("/")
+                        return self._reply(200, [
+                            {"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                            for p, b in sorted(repo.files.items()) if p.startswith(prefix)])
+                if match := RESOLVE.match(path):
+                    repo = hub.repos.get((match["kind"] or "models", match["repo"]))
+                    content = repo.files.get(match["path"]) if repo else None
+                    if content is None:
+                        return self._reply(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"})
+                    return self._reply(200, content, {
+                        "Content-Type": "application/octet-stream", "X-Repo-Commit": repo.sha,
+                        "ETag": f'"{hashlib.sha1(content).hexdigest()}"'}, head=head)
+                self._reply(404, {"error": "not found"})
+
+        return Handler
