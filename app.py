@@ -17,7 +17,8 @@ import data
 from config import Config
 from flagging import AdversarialFlagger, AdversarialStore
 from model import EmptyDrawingError, Predictor
-from hub import HubLink, hub_api, local_only_state
+from hub import HubLink, hub_api, local_only_state, restore_or_none
+from publish import ModelPublisher, adopt_published_model
 from retrain import History, RetrainWorker, load_serving, mixed_training_set
 
 log = logging.getLogger(__name__)
@@ -56,30 +57,46 @@ class Services:
     worker: RetrainWorker
     flagger: AdversarialFlagger
     hub: HubLink | None = None  # None: local only
+    publisher: ModelPublisher | None = None  # None: rounds are not published
 
     def status(self) -> dict:
-        return {**self.worker.status(), "sync": self.hub.state() if self.hub else local_only_state(self.config)}
+        sync = self.hub.state() if self.hub else local_only_state(self.config)
+        return {**self.worker.status(), "sync": {**sync, "models": self.publisher.state() if self.publisher else None}}
 
     def stop(self) -> None:
         self.worker.stop()
+        if self.publisher:
+            self.publisher.stop()
         if self.hub:
             self.hub.stop()
 
 
 def start_services(config: Config) -> Services:
-    """Resume from disk: the latest promoted model, its history and the collected examples; start the worker."""
-    history = History(config.rounds_dir / "rounds.jsonl")
+    """Resume: examples and rounds from the Hub (when configured) and disk, the latest promoted model; start the
+    retrain worker and the Hub sync."""
+    shard = _plain(config.replica or f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}")
+    api = hub_api(config) if config.hub_sync else None
+    restored = restore_or_none(api, config.dataset_repo, config.data_dir) if api else None
+    store = AdversarialStore(config.store_dir, shard=shard, holdout_every=config.holdout_every)
+    history = History(config.rounds_dir / shard / "rounds.jsonl", lock=store.lock)
+    history.adopt_latest()
+    publisher = None
+    if config.model_publishing:
+        model_api = api or hub_api(config)
+        adopt_published_model(model_api, config.model_repo, history, config.data_dir / ".downloads",
+                              flags_total=store.counts().total)
+        publisher = ModelPublisher(api=model_api, repo_id=config.model_repo, shard=shard,
+                                   every=config.sync_every).start()
     model, meta = load_serving(history, config.model_path)
     predictor = Predictor(model, meta)
-    shard = config.replica or f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}"
-    store = AdversarialStore(config.store_dir, shard=_plain(shard), holdout_every=config.holdout_every)
-    hub = HubLink(config=config, store=store, api=hub_api(config)).start() if config.hub_sync else None
+    hub = HubLink(config=config, store=store, api=api, restored=restored).start() if api else None
     mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
     mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
     worker = RetrainWorker(store=store, predictor=predictor, history=history, mnist_test=mnist_test,
                            training_set=mixed_training_set(store, mnist_train), every=config.retrain_every,
-                           gate_margin=config.gate_margin, steps=config.round_steps).start()
-    return Services(config, predictor, store, worker, AdversarialFlagger(store), hub)
+                           gate_margin=config.gate_margin, steps=config.round_steps,
+                           on_promoted=publisher.publish if publisher else None).start()
+    return Services(config, predictor, store, worker, AdversarialFlagger(store), hub, publisher)
 
 
 def _plain(name: str) -> str:
@@ -114,7 +131,17 @@ def summary_markdown(status: dict) -> str:
 
 def sync_line(sync: dict) -> str:
     if not sync["enabled"]:
-        return f"Storage: {sync['reason']}"
+        line = f"Storage: {sync['reason']}"
+    else:
+        line = dataset_line(sync)
+    if sync.get("models"):
+        models = sync["models"]
+        line += f"\n- Models published to `{models['repo']}`: last {models['last_push'] or 'not yet'}"
+        line += f", {models['waiting']} rounds waiting" if models["waiting"] else ""
+    return line
+
+
+def dataset_line(sync: dict) -> str:
     line = f"Hub dataset `{sync['repo']}`: last push {sync['last_push'] or 'not yet'}, {sync['waiting']} examples waiting"
     if sync.get("phase"):
         line += f" ({sync['phase']})"

@@ -49,6 +49,7 @@ class Config:
     gallery_size: int = 12  # latest fooling drawings shown
     hf_token: Secret | None = None  # a Space secret; with dataset_repo, examples are synced to the Hub
     dataset_repo: str = ""  # e.g. "user/outwit-adversarial"; empty: local only
+    model_repo: str = ""  # e.g. "user/outwit-model": promoted rounds are published there; empty: not published
     sync_every: float = 1.0  # minutes between pushes of new examples to the dataset repo
     hub_endpoint: str = ""  # the Hub's address; empty: huggingface_hub's default (https://huggingface.co)
     replica: str = ""  # this process's shard name in the dataset; empty: made up at start
@@ -64,6 +65,7 @@ class Config:
             ("mnist_data", self.mnist_data in DATA_SOURCES, f"one of {', '.join(DATA_SOURCES)}"),
             ("sync_every", self.sync_every > 0, "more than 0 (minutes)"),
             ("dataset_repo", not self.dataset_repo or _is_repo_id(self.dataset_repo), "empty or 'owner/name'"),
+            ("model_repo", not self.model_repo or _is_repo_id(self.model_repo), "empty or 'owner/name'"),
             ("replica", not self.replica or _is_plain_name(self.replica), "letters, digits, '-' and '_'"),
         ):
             if not ok:
@@ -73,6 +75,10 @@ class Config:
     def hub_sync(self) -> bool:
         """Both a token and a dataset repo: examples go to the Hub. Otherwise the app runs local-only."""
         return bool(self.hf_token and self.dataset_repo)
+
+    @property
+    def model_publishing(self) -> bool:
+        return bool(self.hf_token and self.model_repo)
 
     @property
     def store_dir(self) -> Path:
@@ -98,7 +104,7 @@ ENV = {
     "model_path": "MODEL_PATH", "data_dir": "DATA_DIR", "mnist_data": "MNIST_DATA", "host": "GRADIO_SERVER_NAME",
     "port": "GRADIO_SERVER_PORT", "retrain_every": "RETRAIN_EVERY", "holdout_every": "HOLDOUT_EVERY",
     "gate_margin": "GATE_MARGIN", "round_steps": "ROUND_STEPS", "gallery_size": "GALLERY_SIZE",
-    "hf_token": "HF_TOKEN", "dataset_repo": "DATASET_REPO", "sync_every": "SYNC_EVERY", "hub_endpoint": "HF_ENDPOINT",
+    "hf_token": "HF_TOKEN", "dataset_repo": "DATASET_REPO", "model_repo": "MODEL_REPO", "sync_every": "SYNC_EVERY", "hub_endpoint": "HF_ENDPOINT",
     "replica": "REPLICA_ID",
 }
 

@@ -1,7 +1,8 @@
-"""The Hugging Face Hub as the shared store of examples: restore on start, push new examples in the background.
+"""The Hugging Face Hub as the shared store: restore on start, push what is new in the background.
 
-The dataset repo holds the store's imagefolder layout (`train/<shard>/...`, `test/<shard>/...`) and a dataset card.
-Each app replica writes only its own shard, so replicas never overwrite each other. `DatasetSync` is a
+The dataset repo mirrors the data folder: the examples' imagefolder (`adversarial/{train,test}/<shard>/...`), the
+rounds (`rounds/<shard>/rounds.jsonl` and promoted checkpoints) and a dataset card. Each app replica writes only
+its own shard, so replicas never overwrite each other. `DatasetSync` is a
 `huggingface_hub.CommitScheduler`: every `sync_every` minutes one commit carries whatever is new; a flag never
 makes a commit of its own. When the Hub is unreachable or refuses, the examples stay on disk and go up on a later
 tick; a file is marked sent only after the commit that carries it succeeded.
@@ -21,7 +22,7 @@ from config import Config
 from flagging import SPLITS, AdversarialStore
 
 log = logging.getLogger(__name__)
-SYNCED = [f"{split}/**" for split in SPLITS] + ["README.md"]
+SYNCED = [f"adversarial/{split}/**" for split in SPLITS] + ["rounds/**", "README.md"]
 
 DATASET_CARD = """---
 license: cc-by-4.0
@@ -32,9 +33,9 @@ configs:
 - config_name: default
   data_files:
   - split: train
-    path: "train/**"
+    path: "adversarial/train/**"
   - split: test
-    path: "test/**"
+    path: "adversarial/test/**"
 ---
 # Outwit: handwritten digits that fooled a model
 
@@ -63,8 +64,11 @@ ds = datasets.load_dataset("{repo_id}")
 ds["train"][0]["image"], ds["train"][0]["label"]
 ```
 
-Or, after `huggingface-cli download {repo_id} --repo-type dataset --local-dir adv`:
-`datasets.load_dataset("imagefolder", data_dir="adv")`.
+Or, after `huggingface-cli download {repo_id} --repo-type dataset --local-dir outwit`:
+`datasets.load_dataset("imagefolder", data_dir="outwit/adversarial")`.
+
+`rounds/<replica>/rounds.jsonl` records each retraining round (accuracies, promoted or not) and
+`rounds/<replica>/round-NNNN.safetensors` are the promoted models (load with Outwit's `trainer.load_checkpoint`).
 """
 
 
@@ -73,24 +77,39 @@ def hub_api(config: Config) -> HfApi:
 
 
 def restore_dataset(api: HfApi, repo_id: str, root: Path) -> dict[Path, float]:
-    """Download the dataset repo's examples into `root`; returns the downloaded files and their mtimes, so that
-    the sync knows they are on the Hub already. A repo that does not exist yet restores nothing."""
+    """Download the dataset repo into the data folder `root`; returns the downloaded files and their mtimes, so
+    that the sync knows they are on the Hub already. A repo that does not exist yet restores nothing."""
     try:
         snapshot_download(repo_id, repo_type="dataset", local_dir=root, allow_patterns=SYNCED,
                           endpoint=api.endpoint, token=api.token)
     except RepositoryNotFoundError:
         log.info("dataset repo %s does not exist yet: nothing to restore", repo_id)
         return {}
-    files = [p for split in SPLITS for p in (root / split).rglob("*") if p.is_file()] + [root / "README.md"]
-    restored = {path: path.stat().st_mtime for path in files if path.exists()}
+    restored = {p.resolve(): p.stat().st_mtime for p in root.rglob("*") if p.is_file() and _synced(root, p)}
     log.info("restored %d files from dataset repo %s", len(restored), repo_id)
     return restored
+
+
+def restore_or_none(api: HfApi, repo_id: str, root: Path) -> dict[Path, float] | None:
+    """restore_dataset, or None when the Hub cannot be reached: the app then starts from local disk."""
+    try:
+        return restore_dataset(api, repo_id, root)
+    except Exception as err:  # noqa: BLE001 - unreachable, 5xx, 429...: serve locally, sync retries later
+        log.warning("could not restore from dataset repo %s, starting from local disk: %s", repo_id, err)
+        return None
+
+
+def _synced(root: Path, path: Path) -> bool:
+    """What the sync carries: the examples, the rounds, the card; no dot-files (downloads' caches, temporaries)."""
+    parts = path.relative_to(root).parts
+    return not any(p.startswith(".") for p in parts) and (
+        parts == ("README.md",) or parts[0] == "rounds" or (parts[0] == "adversarial" and parts[1:2] in (("train",), ("test",))))
 
 
 class DatasetSync(CommitScheduler):
     """Pushes the store's new files to the dataset repo, scanning under the store's own lock."""
 
-    def __init__(self, *, store: AdversarialStore, repo_id: str, every: float, hf_api: HfApi,
+    def __init__(self, *, store: AdversarialStore, root: Path, repo_id: str, every: float, hf_api: HfApi,
                  already_on_hub: dict[Path, float] | None = None):
         # Everything the scheduler thread reads is set before super().__init__ starts it.
         self.store = store
@@ -99,11 +118,11 @@ class DatasetSync(CommitScheduler):
         self.last_push: str | None = None
         self.last_error: str | None = None
         self._pushed_rows = 0
-        card = store.root / "README.md"
+        card = Path(root) / "README.md"
         if not card.exists():
             card.parent.mkdir(parents=True, exist_ok=True)
             card.write_text(DATASET_CARD.replace("{repo_id}", repo_id), encoding="utf-8")
-        super().__init__(repo_id=repo_id, repo_type="dataset", folder_path=store.root, every=every,
+        super().__init__(repo_id=repo_id, repo_type="dataset", folder_path=root, every=every,
                          allow_patterns=SYNCED, hf_api=hf_api)
 
     def state(self) -> dict:
@@ -117,8 +136,8 @@ class DatasetSync(CommitScheduler):
             own_rows = self.store.own_rows
             files = [(path, path.relative_to(self.folder_path).as_posix(), path.stat())
                      for path in sorted(self.folder_path.rglob("*")) if path.is_file()]
-            files = [(path, rel, st) for path, rel, st in files
-                     if self._wanted(rel) and self.last_uploaded.get(path, self._on_hub.get(path)) != st.st_mtime]
+            files = [(path, rel, st) for path, rel, st in files if _synced(self.folder_path, path)
+                     and self.last_uploaded.get(path, self._on_hub.get(path)) != st.st_mtime]
         if not files:
             self._succeeded(own_rows)
             return None
@@ -137,10 +156,6 @@ class DatasetSync(CommitScheduler):
         self._succeeded(own_rows)
         return info
 
-    def _wanted(self, relpath: str) -> bool:
-        parts = relpath.split("/")
-        return (relpath == "README.md" or parts[0] in SPLITS) and not any(p.startswith(".") for p in parts)
-
     def _succeeded(self, own_rows: int) -> None:
         with self._state:
             self._pushed_rows = own_rows
@@ -152,8 +167,10 @@ class HubLink:
     """Restores the dataset repo's examples, then keeps a DatasetSync running; if the Hub cannot be reached at start,
     tries again every `sync_every` minutes while the app serves from local disk. The page shows its state."""
 
-    def __init__(self, *, config: Config, store: AdversarialStore, api: HfApi):
-        self.config, self.store, self.api = config, store, api
+    def __init__(self, *, config: Config, store: AdversarialStore, api: HfApi,
+                 restored: dict[Path, float] | None = None):
+        """`restored`: what start-up already downloaded; None if it could not, and this link should restore."""
+        self.config, self.store, self.api, self._restored = config, store, api, restored
         self.sync: DatasetSync | None = None
         self._error: str | None = None
         self._phase = "connecting to the Hub"
@@ -188,11 +205,12 @@ class HubLink:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._phase = "restoring examples from the Hub"
-                restored = restore_dataset(self.api, self.config.dataset_repo, self.store.root)
-                self.store.refresh()
-                self.sync = DatasetSync(store=self.store, repo_id=self.config.dataset_repo,
-                                        every=self.config.sync_every, hf_api=self.api, already_on_hub=restored)
+                if self._restored is None:
+                    self._phase = "restoring examples from the Hub"
+                    self._restored = restore_dataset(self.api, self.config.dataset_repo, self.config.data_dir)
+                    self.store.refresh()
+                self.sync = DatasetSync(store=self.store, root=self.config.data_dir, repo_id=self.config.dataset_repo,
+                                        every=self.config.sync_every, hf_api=self.api, already_on_hub=self._restored)
                 self._ready.set()
                 return
             except Exception as err:  # noqa: BLE001 - the app keeps serving from disk; tried again later
@@ -207,3 +225,4 @@ def local_only_state(config: Config) -> dict:
     reason = "no HF_TOKEN" if not config.hf_token else "no DATASET_REPO"
     return {"enabled": False, "repo": None, "last_push": None, "waiting": 0, "last_error": None,
             "reason": f"local only ({reason}): examples are kept on this machine's disk"}
+

@@ -29,10 +29,17 @@ TrainingSet = Callable[[], tuple[torch.Tensor, torch.Tensor, dict]]
 
 
 class History:
-    """Append-only record of rounds, one JSON line each; round 0 is the base model."""
+    """Append-only record of rounds, one JSON line each; round 0 is the base model.
 
-    def __init__(self, path: str | Path):
+    Each replica keeps its own at `<rounds root>/<shard>/rounds.jsonl`, with its promoted checkpoints beside it;
+    a record's `checkpoint` is relative to the rounds root. `lock` is taken around each append (the store's, so
+    that a Hub sync never reads half a line).
+    """
+
+    def __init__(self, path: str | Path, lock: threading.Lock | None = None):
         self.path = Path(path)
+        self.root = self.path.parent.parent
+        self._lock = lock or threading.Lock()
         self.records: list[dict] = []
         if self.path.exists():
             for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -43,11 +50,27 @@ class History:
 
     def append(self, record: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self.records.append(record)
+        with self._lock:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            self.records.append(record)
+
+    def adopt_latest(self) -> bool:
+        """A new replica (or a restarted Space) with no history of its own carries on from the replica whose
+        latest promoted round is newest: its records are copied here. Returns whether anything was adopted."""
+        if self.records:
+            return False
+        candidates = [History(p) for p in self.root.glob("*/rounds.jsonl") if p != self.path]
+        candidates = [h for h in candidates if h.serving() and h.serving()["status"] == "promoted"]
+        if not candidates:
+            return False
+        newest = max(candidates, key=lambda h: h.serving()["started"])
+        for record in newest.records:
+            self.append(record)
+        log.info("carrying on from %s: round %d", newest.path, newest.serving()["round"])
+        return True
 
     def serving(self) -> dict | None:
         """The latest round whose model was promoted (or the base record)."""
@@ -82,8 +105,10 @@ def mixed_training_set(store: AdversarialStore, mnist_train: data.Digits, *, rep
 class RetrainWorker:
     """A daemon thread that waits on an Event; `notify()` after each flag is all a request ever does."""
 
-    def __init__(self, *, store: AdversarialStore, predictor: Predictor, history: History, mnist_test: data.Digits, training_set: TrainingSet, every: int = 10, gate_margin: float = 1.0,
-                 steps: int = 80, lr: float = 3e-4, batch_size: int = 64, seed: int = 0):
+    def __init__(self, *, store: AdversarialStore, predictor: Predictor, history: History, mnist_test: data.Digits,
+                 training_set: TrainingSet, every: int = 10, gate_margin: float = 1.0, steps: int = 80,
+                 lr: float = 3e-4, batch_size: int = 64, seed: int = 0,
+                 on_promoted: Callable[[Path, CheckpointMeta], None] | None = None):
         if every < 1:
             raise ValueError(f"every={every!r} must be at least 1")
         if not 0 <= gate_margin <= 100:
@@ -93,6 +118,7 @@ class RetrainWorker:
         self.mnist_name = mnist_test.name
         self.training_set, self.every, self.gate_margin = training_set, every, gate_margin
         self.steps, self.lr, self.batch_size, self.seed = steps, lr, batch_size, seed
+        self.on_promoted = on_promoted  # e.g. publish to a model repo; must not block for long
         self._lock = threading.Lock()  # guards the counters below
         self._attempts = self._flags = 0  # this round's drawings judged and fooling ones, for the error rate
         self._training = False
@@ -216,11 +242,13 @@ class RetrainWorker:
                   "replay": trained_on["replay"], "serving_mnist_top1": old,
                   "error_rate": round(flags / attempts, 4) if attempts else None, **new}
         if promoted:
-            path = self.history.path.parent / f"round-{number:04d}.safetensors"
+            path = self.history.path.parent / f"round-{number:04d}.safetensors"  # this replica's folder
             arch, arch_args = model_arch_args(model)
-            trainer.save_checkpoint(path, model, CheckpointMeta(
-                arch=arch, arch_args=arch_args, round=number, metrics=new, trained_on=trained_on, created=_now()))
-            record["checkpoint"] = path.name  # beside the history, wherever the data folder is
+            meta = CheckpointMeta(arch=arch, arch_args=arch_args, round=number, metrics=new, trained_on=trained_on,
+                                  created=_now())
+            trainer.save_checkpoint(path, model, meta)
+            record["checkpoint"] = path.relative_to(self.history.root).as_posix()  # wherever the data folder is
+            record["created"] = meta.created
         record["seconds"] = round(time.perf_counter() - started, 2)
         self.history.append(record)
         if promoted:
@@ -228,6 +256,8 @@ class RetrainWorker:
             with self._lock:
                 self._attempts = self._flags = 0
             log.info("round %d promoted: MNIST %.3f, adversarial %s", number, new["mnist_top1"], new["adversarial_top1"])
+            if self.on_promoted:
+                self.on_promoted(path, meta)
         else:
             log.warning("round %d rejected: MNIST %.3f < serving %.3f - %.1f points", number, new["mnist_top1"],
                         old, self.gate_margin)
@@ -236,7 +266,7 @@ class RetrainWorker:
 def load_serving(history: History, base_path: str | Path) -> tuple[torch.nn.Module, dict]:
     """The latest promoted round's model if the history has one, else the base checkpoint."""
     serving = history.serving()
-    path = history.path.parent / serving["checkpoint"] if serving and serving.get("checkpoint") else Path(base_path)
+    path = history.root / serving["checkpoint"] if serving and serving.get("checkpoint") else Path(base_path)
     model, meta = trainer.load_checkpoint(path)
     return model, {"round": meta.round, "checkpoint": str(path)}
 

@@ -87,7 +87,7 @@ class FakeHub:
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                if not head:
+                if not head and self.command != "HEAD":
                     self.wfile.write(payload)
 
             def _body(self) -> bytes:

@@ -72,7 +72,7 @@ def test_ten_fooling_flags_make_a_round_that_status_reports(served, tmp_path):
                                   "per_digit": status["examples"]["per_digit"]}
     assert sum(status["examples"]["per_digit"].values()) == 10
     assert status["until_next_round"] == 10 and not status["training"]
-    assert (config.data_dir / "rounds" / "round-0001.safetensors").exists()
+    assert (config.data_dir / "rounds" / services.store.shard / "round-0001.safetensors").exists()
 
 
 def test_a_restarted_app_resumes_its_round_history_and_counts(served):

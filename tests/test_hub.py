@@ -8,6 +8,7 @@ import pytest
 from huggingface_hub import HfApi
 
 from config import Config, Secret
+from model import CheckpointMeta
 from flagging import AdversarialStore
 from hub import DatasetSync, HubLink, restore_dataset
 from tests.drawing import draw_sketch, rotated_sketch
@@ -29,9 +30,10 @@ def api_for(server: FakeHub) -> HfApi:
 
 
 def link(server: FakeHub, root: Path, shard: str) -> tuple[AdversarialStore, HubLink]:
+    """A replica's store over the data folder `root`, restored from and synced to the Hub as the app does it."""
     config = Config(hf_token=Secret(TOKEN), dataset_repo=REPO, sync_every=60, hub_endpoint=server.endpoint,
-                    replica=shard)
-    store = AdversarialStore(root, shard=shard)
+                    replica=shard, data_dir=root)
+    store = AdversarialStore(config.store_dir, shard=shard)
     hub_link = HubLink(config=config, store=store, api=api_for(server)).start()
     assert hub_link.wait_ready(30), hub_link.state()
     hub_link.sync.trigger().result(30)  # after the scheduler's first tick, at start (one commit at a time)
@@ -45,7 +47,12 @@ def flag(store: AdversarialStore, n: int, start: int = 0) -> None:
 
 def tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for split in ("train", "test")
-            for p in (root / split).rglob("*") if p.is_file()}
+            for p in (root / "adversarial" / split).rglob("*") if p.is_file()}
+
+
+def restored_store(server: FakeHub, root: Path) -> AdversarialStore:
+    restore_dataset(api_for(server), REPO, root)
+    return AdversarialStore(root / "adversarial", shard="reader")
 
 
 def test_round_trip_a_fresh_folder_restored_from_the_hub_is_identical(hub, tmp_path):
@@ -55,10 +62,8 @@ def test_round_trip_a_fresh_folder_restored_from_the_hub_is_identical(hub, tmp_p
     hub_link.sync.trigger().result(30)
     state = hub_link.state()
     assert state["waiting"] == 0 and state["last_push"] and state["last_error"] is None
-    restored_root = tmp_path / "fresh"
-    restore_dataset(api_for(hub), REPO, restored_root)
-    assert tree(restored_root) == tree(tmp_path / "a")
-    again = AdversarialStore(restored_root, shard="replica-c")
+    again = restored_store(hub, tmp_path / "fresh")
+    assert tree(tmp_path / "fresh") == tree(tmp_path / "a")
     assert [r["id"] for r in again.rows()] == [r["id"] for r in store.rows()]
     assert (again.counts().train, again.counts().test) == (6, 1)
     card = hub.repo(REPO).files["README.md"].decode()
@@ -96,9 +101,7 @@ def test_hub_down_then_back_everything_arrives_exactly_once(hub, tmp_path):
     assert hub_link.state()["waiting"] == 0 and hub_link.state()["last_error"] is None
     added = Counter(path for commit in hub.repo(REPO).commits for path in commit["added"] if path.endswith(".png"))
     assert len(added) == 18 and set(added.values()) == {1}  # each image sent exactly once
-    restored = tmp_path / "fresh"
-    restore_dataset(api_for(hub), REPO, restored)
-    ids = [r["id"] for r in AdversarialStore(restored, shard="x").rows()]
+    ids = [r["id"] for r in restored_store(hub, tmp_path / "fresh").rows()]
     assert sorted(ids) == sorted(r["id"] for r in store.rows()) and len(set(ids)) == 9
     hub_link.stop(final_push=False)
 
@@ -117,12 +120,10 @@ def test_two_replicas_flagging_at_once_overwrite_nothing(hub, tmp_path):
         t.start()
     for t in threads:
         t.join()
-    restored = tmp_path / "fresh"
-    restore_dataset(api_for(hub), REPO, restored)
-    rows = AdversarialStore(restored, shard="x").rows()
+    rows = restored_store(hub, tmp_path / "fresh").rows()
     assert len(rows) == 24 and Counter(r["shard"] for r in rows) == {"replica-a": 12, "replica-b": 12}
     files = hub.repo(REPO).files
-    assert {p.split("/")[1] for p in files if p.endswith("metadata.jsonl")} == {"replica-a", "replica-b"}
+    assert {p.split("/")[2] for p in files if p.endswith("metadata.jsonl")} == {"replica-a", "replica-b"}
     link_a.stop(final_push=False)
     link_b.stop(final_push=False)
 
@@ -139,13 +140,14 @@ def test_a_restarted_replica_resumes_and_sends_nothing_again(hub, tmp_path):
     flag(store2, 1, start=50)
     link2.sync.trigger().result(30)
     assert len(hub.repo(REPO).commits) == commits + 1
-    assert all(p.split("/")[1] == "replica-b" for p in hub.repo(REPO).commits[-1]["added"])
+    assert all(p.split("/")[2] == "replica-b" for p in hub.repo(REPO).commits[-1]["added"])
     link2.stop(final_push=False)
 
 
 def test_an_unreachable_hub_at_start_serves_locally_and_says_so(tmp_path):
-    config = Config(hf_token=Secret(TOKEN), dataset_repo=REPO, sync_every=60, hub_endpoint="http://127.0.0.1:9")
-    store = AdversarialStore(tmp_path, shard="r")
+    config = Config(hf_token=Secret(TOKEN), dataset_repo=REPO, sync_every=60, hub_endpoint="http://127.0.0.1:9",
+                    data_dir=tmp_path)
+    store = AdversarialStore(config.store_dir, shard="r")
     hub_link = HubLink(config=config, store=store, api=HfApi(endpoint=config.hub_endpoint, token=TOKEN)).start()
     for _ in range(120):  # the client's own retries come first
         if hub_link.state()["last_error"]:
@@ -186,7 +188,7 @@ def test_the_app_syncs_shows_the_state_and_never_shows_the_token(hub, tmp_path, 
         status = client.predict(api_name="/status")
         assert status["sync"]["waiting"] == 0 and status["sync"]["last_push"]
         shard = services.store.shard
-        assert any(p.startswith(f"train/{shard}/images/") for p in hub.repo(REPO).files)
+        assert any(p.startswith(f"adversarial/train/{shard}/images/") for p in hub.repo(REPO).files)
         served = [json.dumps(status), httpx.get(url).text, httpx.get(url.rstrip("/") + "/config").text]
         served.append(app.summary_markdown(status))  # what the page's panel shows
     finally:
@@ -209,3 +211,73 @@ def test_without_token_or_repo_the_app_is_local_only_and_says_so(tmp_path):
         services.stop()
     assert services.hub is None and not status["sync"]["enabled"]
     assert "local only (no HF_TOKEN)" in app.summary_markdown(status)
+
+
+def test_a_promoted_round_is_published_with_a_card_and_loads_back(hub, tmp_path):
+    import torch
+
+    from model import build_model, model_arch_args
+    from publish import ModelPublisher, fetch_latest_model
+    from trainer import load_checkpoint, save_checkpoint
+
+    model = build_model("seed")
+    arch, arch_args = model_arch_args(model)
+    meta = CheckpointMeta(arch=arch, arch_args=arch_args, round=3, created="2026-11-22T10:00:00+00:00",
+                          metrics={"mnist_top1": 0.991, "mnist_dataset": "mnist-sample-5k/test",
+                                   "adversarial_top1": 0.75, "adversarial_size": 8},
+                          trained_on={"adversarial": 24, "replay": 2048})
+    save_checkpoint(tmp_path / "round-0003.safetensors", model, meta)
+    publisher = ModelPublisher(api=api_for(hub), repo_id="outwit/model", shard="replica-a", every=60).start()
+    hub.stop()  # the Hub is away when the round is promoted
+    publisher.publish(tmp_path / "round-0003.safetensors", meta)
+    assert publisher.wait_idle(120)
+    assert publisher.state()["waiting"] == 1 and publisher.state()["last_error"]
+    hub.start()
+    publisher.push_now()  # as the next tick would
+    assert publisher.wait_idle(60) and publisher.state()["waiting"] == 0
+    publisher.stop()
+    files = hub.repo("outwit/model", kind="models").files
+    assert {"model.safetensors", "rounds/round-0003-replica-a.safetensors", "README.md"} <= set(files)
+    card = files["README.md"].decode()
+    assert "round 3" in card and "99.1%" in card and "75.0%" in card and "mnist-sample-5k/test" in card
+    assert 'hf_hub_download("outwit/model", "model.safetensors")' in card
+    loaded, loaded_meta = load_checkpoint(fetch_latest_model(api_for(hub), "outwit/model", tmp_path / "down"))
+    assert loaded_meta == meta
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(loaded.eval()(x), model.eval()(x))
+
+
+def test_a_restarted_space_resumes_examples_rounds_and_the_published_model(hub, tmp_path):
+    import app
+    from tests.drawing import fooling_examples
+
+    def start(data_dir):
+        config = Config.from_env({"HF_TOKEN": TOKEN, "DATASET_REPO": REPO, "MODEL_REPO": "outwit/model",
+                                  "HF_ENDPOINT": hub.endpoint, "DATA_DIR": str(data_dir), "MNIST_DATA": "sample",
+                                  "SYNC_EVERY": "60", "RETRAIN_EVERY": "5", "ROUND_STEPS": "30",
+                                  "GATE_MARGIN": "5"})
+        services = app.start_services(config)
+        assert services.hub.wait_ready(30)
+        return services
+
+    first = start(tmp_path / "first")
+    for drawing, digit, probs in fooling_examples(first.predictor.predict, 5):
+        first.store.add(drawing, label=digit, guess=int(probs.argmax()), confidence=0.5, model_round=0)
+        first.worker.notify()
+        assert first.worker.wait_idle(120)
+    assert first.status()["round"] == 1
+    assert first.publisher.wait_idle(60) and first.publisher.state()["waiting"] == 0
+    served_before = first.predictor.current[0]
+    first.stop()  # shutting down pushes what waits
+
+    second = start(tmp_path / "second")  # a wiped disk
+    try:
+        assert second.worker.wait_idle(60)
+        status = second.status()
+        assert status["round"] == 1 and status["examples"]["total"] == 5
+        assert [h["status"] for h in status["history"]][:2] == ["base", "promoted"]
+        import torch
+        x = torch.rand(3, 1, 28, 28)
+        assert torch.allclose(second.predictor.current[0](x), served_before(x))
+    finally:
+        second.stop()

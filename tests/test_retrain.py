@@ -26,7 +26,7 @@ class Setup:
         self.root = root
         self.predictor = Predictor(model, {"round": 0})
         self.store = AdversarialStore(root / "adversarial")
-        self.history = History(root / "rounds" / "rounds.jsonl")
+        self.history = History(root / "rounds" / "local" / "rounds.jsonl", lock=self.store.lock)
         train, test = mnist_small
         self.worker = RetrainWorker(
             store=self.store, predictor=self.predictor, history=self.history, mnist_test=test,
@@ -62,6 +62,7 @@ def test_a_round_starts_after_n_flags_and_its_model_is_swapped_in(tmp_path, mnis
     assert record["train_adversarial"] == 4 and record["adversarial_size"] == 1
     assert 0.9 <= record["mnist_top1"] <= 1
     assert s.predictor.current[1]["round"] == 1
+    assert record["checkpoint"] == "local/round-0001.safetensors"
     model, meta = load_checkpoint(tmp_path / "rounds" / record["checkpoint"])
     assert meta.round == 1 and meta.metrics["mnist_top1"] == record["mnist_top1"]
     assert meta.trained_on["adversarial"] == 4
@@ -112,7 +113,7 @@ def test_the_gate_refuses_a_model_that_forgets_mnist(tmp_path, mnist_small):
     record = s.history.records[-1]
     assert record["status"] == "rejected"
     assert record["mnist_top1"] < record["serving_mnist_top1"] - 0.01
-    assert "checkpoint" not in record and not list((tmp_path / "rounds").glob("*.safetensors"))
+    assert "checkpoint" not in record and not list((tmp_path / "rounds").rglob("*.safetensors"))
     assert s.predictor.current[0] is model_before
     assert s.worker.until_next_round() == 2  # counting starts again from the rejected round
 
@@ -127,7 +128,7 @@ def test_a_restart_resumes_the_promoted_model_history_and_counts(tmp_path, mnist
     promoted = s.history.records[-1]
     assert promoted["status"] == "promoted"
 
-    history = History(tmp_path / "rounds" / "rounds.jsonl")
+    history = History(tmp_path / "rounds" / "local" / "rounds.jsonl")
     model, meta = load_serving(history, BASE)
     assert meta["round"] == promoted["round"]
     x = torch.rand(3, 1, 28, 28)
@@ -136,6 +137,24 @@ def test_a_restart_resumes_the_promoted_model_history_and_counts(tmp_path, mnist
     assert again.store.counts().total == 4
     assert again.worker.until_next_round() == 2
     assert [r["status"] for r in again.history.records] == ["base", "promoted"]
+
+
+def test_a_new_replica_carries_on_from_the_newest_promoted_history(tmp_path):
+    def write(shard, records):
+        (tmp_path / shard).mkdir()
+        (tmp_path / shard / "rounds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    base = {"round": 0, "status": "base", "flags_total": 0, "started": "2026-01-01T00:00:00+00:00"}
+    write("old", [base, {"round": 1, "status": "promoted", "checkpoint": "old/round-0001.safetensors",
+                         "flags_total": 10, "started": "2026-01-02T00:00:00+00:00"}])
+    write("newer", [base, {"round": 1, "status": "promoted", "checkpoint": "newer/round-0001.safetensors",
+                           "flags_total": 10, "started": "2026-01-03T00:00:00+00:00"},
+                    {"round": 2, "status": "rejected", "flags_total": 20, "started": "2026-01-04T00:00:00+00:00"}])
+    history = History(tmp_path / "mine" / "rounds.jsonl")
+    assert history.adopt_latest()
+    assert history.serving()["checkpoint"] == "newer/round-0001.safetensors" and history.next_round() == 3
+    assert History(tmp_path / "mine" / "rounds.jsonl").records == history.records  # written down
+    assert not history.adopt_latest()  # a replica with a history of its own keeps it
 
 
 def test_history_skips_a_torn_line(tmp_path):
