@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import sys
 import uuid
 from dataclasses import dataclass
 
@@ -16,8 +18,8 @@ import torch
 import data
 from config import Config
 from flagging import AdversarialFlagger, AdversarialStore
-from model import EmptyDrawingError, Predictor
 from hub import HubLink, hub_api, local_only_state, restore_or_none
+from model import EmptyDrawingError, Predictor
 from publish import ModelPublisher, adopt_published_model
 from retrain import History, RetrainWorker, load_serving, mixed_training_set
 
@@ -268,8 +270,12 @@ def main() -> None:
     torch.set_num_threads(1)  # one image per request is fastest on one core; a round trains beside it
     services = start_services(config)
     demo = build_demo(config, services)
-    demo.queue(default_concurrency_limit=8).launch(server_name=config.host, server_port=config.port,
-                                                   allowed_paths=[str(config.data_dir)])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stopping Space: run the `finally` below
+    try:
+        demo.queue(default_concurrency_limit=8).launch(server_name=config.host, server_port=config.port,
+                                                       allowed_paths=[str(config.data_dir)])
+    finally:  # Ctrl+C or the platform stopping the app: the last examples and rounds go up first
+        services.stop()
 
 
 if __name__ == "__main__":
