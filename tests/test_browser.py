@@ -1,6 +1,5 @@
 """A real browser: Debian's Chromium, driven by Playwright, draws with the mouse, sees the guess, flags it."""
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -30,9 +29,10 @@ def page_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import sync_playwright
+
     assert Path(CHROMIUM).exists(), "Chromium is missing: `make test` installs it"
-    with sync_api.sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield browser
         browser.close()

@@ -5,7 +5,6 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import flagging

@@ -10,8 +10,8 @@ from huggingface_hub import HfApi
 from config import Config, Secret
 from model import CheckpointMeta
 from flagging import AdversarialStore
-from hub import DatasetSync, HubLink, restore_dataset
-from tests.drawing import draw_sketch, rotated_sketch
+from hub import HubLink, restore_dataset
+from tests.drawing import rotated_sketch
 from tests.hub_server import FakeHub
 
 TOKEN = "hf_outwitTestToken0123456789"
