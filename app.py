@@ -239,7 +239,8 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
             summary = gr.Markdown(elem_id="summary")
             with gr.Row():
                 accuracy_plot = gr.LinePlot(x="round", y="accuracy", color="measured on", y_lim=[0, 1],
-                                            title="Accuracy per round", x_title="round", elem_id="accuracy-plot")
+                                            x_axis_format="d", y_axis_format=".0%", title="Accuracy per round",
+                                            x_title="round", elem_id="accuracy-plot")
                 digits_plot = gr.BarPlot(x="digit", y="examples", title="Adversarial examples per digit",
                                          elem_id="digits-plot")
             gallery = gr.Gallery(label="Latest drawings that fooled the model", columns=6, rows=2, height=280,
