@@ -10,6 +10,7 @@ tick; a file is marked sent only after the commit that carries it succeeded.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,17 +78,33 @@ def hub_api(config: Config) -> HfApi:
 
 
 def restore_dataset(api: HfApi, repo_id: str, root: Path) -> dict[Path, float]:
-    """Download the dataset repo into the data folder `root`; returns the downloaded files and their mtimes, so
-    that the sync knows they are on the Hub already. A repo that does not exist yet restores nothing."""
+    """Bring the dataset repo's files into the data folder `root`; returns the files now the same here as on the
+    Hub, with their mtimes, so that the sync does not send them again. A repo that does not exist restores nothing.
+
+    The repo is downloaded beside the data (`root/.hub-restore`) and merged in, never over newer local data: the
+    files are append-only, so a local file at least as long as the Hub's holds everything the Hub has and more
+    (rows written after the last push, before a crash); it is kept, and goes up on the next push.
+    """
+    staging = root / ".hub-restore"
     try:
-        snapshot_download(repo_id, repo_type="dataset", local_dir=root, allow_patterns=SYNCED,
+        snapshot_download(repo_id, repo_type="dataset", local_dir=staging, allow_patterns=SYNCED,
                           endpoint=api.endpoint, token=api.token)
     except RepositoryNotFoundError:
         log.info("dataset repo %s does not exist yet: nothing to restore", repo_id)
         return {}
-    restored = {p.resolve(): p.stat().st_mtime for p in root.rglob("*") if p.is_file() and _synced(root, p)}
-    log.info("restored %d files from dataset repo %s", len(restored), repo_id)
-    return restored
+    on_hub = {}
+    for remote in staging.rglob("*"):
+        if not remote.is_file() or not _synced(staging, remote):
+            continue
+        local = root / remote.relative_to(staging)
+        if local.exists() and local.stat().st_size > remote.stat().st_size:
+            continue  # more here than on the Hub: keep it, push it
+        if not local.exists() or local.read_bytes() != remote.read_bytes():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(remote, local)
+        on_hub[local.resolve()] = local.stat().st_mtime
+    log.info("restored %d files from dataset repo %s", len(on_hub), repo_id)
+    return on_hub
 
 
 def restore_or_none(api: HfApi, repo_id: str, root: Path) -> dict[Path, float] | None:

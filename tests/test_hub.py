@@ -281,3 +281,20 @@ def test_a_restarted_space_resumes_examples_rounds_and_the_published_model(hub, 
         assert torch.allclose(second.predictor.current[0](x), served_before(x))
     finally:
         second.stop()
+
+
+def test_restoring_never_overwrites_rows_written_after_the_last_push(hub, tmp_path):
+    store, hub_link = link(hub, tmp_path, "replica-a")
+    flag(store, 3)
+    hub_link.sync.trigger().result(30)
+    flag(store, 2, start=3)  # saved, then the process dies before the next push
+    hub_link.sync.stop()
+    hub_link._stop.set()
+    metadata = tmp_path / "adversarial" / "train" / "replica-a" / "metadata.jsonl"
+    rows_on_disk = metadata.read_text()
+    # the same machine starts again, and restores from the Hub over its own disk
+    store2, link2 = link(hub, tmp_path, "replica-a2")
+    assert metadata.read_text() == rows_on_disk and store2.counts().total == 5
+    link2.sync.trigger().result(30)  # ...and the two unsent rows go up now
+    assert hub.repo(REPO).files["adversarial/train/replica-a/metadata.jsonl"].decode() == rows_on_disk
+    link2.stop(final_push=False)
