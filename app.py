@@ -177,6 +177,8 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
             probs = predictor.predict(drawing) if drawing is not None else None
         except EmptyDrawingError:
             probs = None
+        except ValueError as err:  # not an image we can read: say so, change nothing
+            raise user_error(f"That drawing can't be read: {err}") from None
         if probs is None:
             return None, judged
         return {str(d): float(p) for d, p in enumerate(probs)}, True
@@ -193,6 +195,8 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
             probs = predictor.predict(drawing) if drawing is not None else None
         except EmptyDrawingError:
             probs = None
+        except ValueError as err:
+            raise user_error(f"That drawing can't be read: {err}") from None
         if probs is None:
             raise user_error("Draw a digit first")
         if digit is None or str(digit) not in [str(d) for d in range(10)]:

@@ -118,6 +118,7 @@ class EmptyDrawingError(ValueError):
 INK_THRESHOLD = 0.2  # ink level (0..1) that counts as a stroke when finding the bounding box
 SPECK_FRACTION = 0.04  # a drawing whose ink box is smaller than this share of the canvas is a speck
 MIN_STROKE_WIDTH = 1.8  # px in the 20-px box; MNIST's strokes: median 2.5, 5th percentile 1.7
+MAX_SIDE = 4096  # px; a bigger image is refused rather than processed (a canvas is 280 or 800)
 BOX, SIZE = 20, 28  # MNIST: the longer side scaled to 20 px, placed by centre of mass in 28×28
 
 
@@ -129,6 +130,8 @@ def _to_ink(drawing: Any) -> np.ndarray:
     if isinstance(drawing, dict):
         layers = [np.asarray(layer) for layer in (drawing.get("layers") or []) if layer is not None]
         layers = [layer for layer in layers if layer.ndim == 3 and layer.shape[2] == 4]
+        for layer in layers:
+            _check_size(layer.shape)
         if layers:  # strokes live in the layers' alpha channel
             return layers[0][:, :, 3] if len(layers) == 1 else np.maximum.reduce([l[:, :, 3] for l in layers])
         drawing = drawing.get("composite")
@@ -139,6 +142,7 @@ def _to_ink(drawing: Any) -> np.ndarray:
     image = np.asarray(drawing)
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or 0 in image.shape:
         raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
+    _check_size(image.shape)
     if image.ndim == 3 and image.shape[2] == 4 and image[:, :, 3].min() < (250 if image.dtype == np.uint8 else 0.99):
         return image[:, :, 3]  # strokes on a transparent background
     image = image.astype(np.float32) / (255.0 if image.dtype == np.uint8 else 1.0)
@@ -148,6 +152,11 @@ def _to_ink(drawing: Any) -> np.ndarray:
     ink = gray - background if background < 0.5 else background - gray  # light ink on dark, or dark on light
     span = ink.max()
     return np.clip(ink / span, 0.0, 1.0) if span > 0 else np.zeros_like(gray)
+
+
+def _check_size(shape: tuple) -> None:
+    if max(shape[:2]) > MAX_SIDE:
+        raise ValueError(f"the image is {shape[1]}×{shape[0]} px; at most {MAX_SIDE}×{MAX_SIDE} is accepted")
 
 
 def ink_image(drawing: Any) -> np.ndarray:

@@ -90,3 +90,14 @@ def test_a_restarted_app_resumes_its_round_history_and_counts(served):
     assert after["until_next_round"] == before["until_next_round"]
     assert after["mnist"]["top1"] == before["mnist"]["top1"]
     assert again.predictor.current[1]["round"] == before["round"]
+
+
+def test_an_unreadable_drawing_gets_a_clear_message_and_saves_nothing(served, tmp_path):
+    client, services, _ = served
+    before = services.store.counts().total
+    huge = sketchpad_value(np.zeros((300, 5000), np.uint8))
+    with pytest.raises(AppError, match="can't be read: the image is 5000×300 px"):
+        client.predict(client_payload(huge, tmp_path), 3, api_name="/flag")
+    with pytest.raises(AppError, match="can't be read"):
+        client.predict(client_payload(huge, tmp_path), api_name="/predict")
+    assert services.store.counts().total == before

@@ -145,3 +145,10 @@ def test_fast_extent_of_rgba_layers_matches_a_plain_threshold():
         assert rows.tolist() == np.flatnonzero(plain.any(axis=1)).tolist()
         expected_cols = np.flatnonzero(plain.any(axis=0)).tolist()
         assert cols.tolist() == expected_cols
+
+
+def test_an_oversized_image_is_refused_with_its_size():
+    with pytest.raises(ValueError, match="5000×300 px"):
+        preprocess(np.zeros((300, 5000), np.uint8))
+    with pytest.raises(ValueError, match="at most 4096"):
+        preprocess(sketchpad_value(np.zeros((4100, 10), np.uint8)))
