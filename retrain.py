@@ -251,6 +251,8 @@ class RetrainWorker:
             record["created"] = meta.created
         record["seconds"] = round(time.perf_counter() - started, 2)
         self.history.append(record)
+        with self._lock:
+            self._last_error = None  # this round ran to a decision: an earlier failure is no longer the news
         if promoted:
             self.predictor.swap(model, {"round": number, "checkpoint": record["checkpoint"]})
             with self._lock:

@@ -95,6 +95,7 @@ def test_a_failed_round_keeps_the_old_model_and_the_next_flag_retries(tmp_path, 
     s.settle()
     s.worker.stop()
     assert s.history.records[-1]["status"] == "promoted" and s.predictor.current[1]["round"] > 0
+    assert s.worker.status()["last_error"] is None
 
 
 def test_the_gate_refuses_a_model_that_forgets_mnist(tmp_path, mnist_small):
