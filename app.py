@@ -171,14 +171,18 @@ def digits_frame(status: dict) -> pd.DataFrame:
 def build_demo(config: Config, services: Services) -> gr.Blocks:
     predictor, store, worker, flagger = services.predictor, services.store, services.worker, services.flagger
 
-    def predict(drawing: dict | None, judged: bool = False):
-        """A drawing → the model's probabilities for each digit (top 3 shown); nothing for an empty canvas."""
+    def read_drawing(drawing: dict | None):
+        """The model's probabilities, or None for an empty canvas; an unreadable image is the visitor's error."""
         try:
-            probs = predictor.predict(drawing) if drawing is not None else None
+            return predictor.predict(drawing) if drawing is not None else None
         except EmptyDrawingError:
-            probs = None
+            return None
         except ValueError as err:  # not an image we can read: say so, change nothing
             raise user_error(f"That drawing can't be read: {err}") from None
+
+    def predict(drawing: dict | None, judged: bool = False):
+        """A drawing → the model's probabilities for each digit (top 3 shown); nothing for an empty canvas."""
+        probs = read_drawing(drawing)
         if probs is None:
             return None, judged
         return {str(d): float(p) for d, p in enumerate(probs)}, True
@@ -191,12 +195,7 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
 
     def flag(drawing: dict | None, digit: int | None, request: gr.Request | None = None) -> str:
         """Save a drawing the model got wrong, with the digit it really is. Returns a status message."""
-        try:
-            probs = predictor.predict(drawing) if drawing is not None else None
-        except EmptyDrawingError:
-            probs = None
-        except ValueError as err:
-            raise user_error(f"That drawing can't be read: {err}") from None
+        probs = read_drawing(drawing)
         if probs is None:
             raise user_error("Draw a digit first")
         if digit is None or str(digit) not in [str(d) for d in range(10)]:

@@ -60,7 +60,7 @@ class AdversarialStore:
         rows = []
         for split in SPLITS:
             for metadata in sorted((self.root / split).glob("*/metadata.jsonl")):
-                rows.extend(_read_rows(metadata))
+                rows.extend(read_jsonl(metadata))
         rows.sort(key=lambda row: row["created"])
         with self.lock:
             self._rows = rows
@@ -100,7 +100,7 @@ class AdversarialStore:
             }
             _write_png(folder / row["file_name"], drawn)
             _write_png(folder / row["input_file_name"], _input_image(model_input))
-            _append_line(folder / "metadata.jsonl", json.dumps(row, sort_keys=True))
+            append_jsonl(folder / "metadata.jsonl", row)
             self._rows.append(row)
             self._mine += 1
             self._splits[split] += 1
@@ -135,16 +135,17 @@ class AdversarialStore:
         return inputs, torch.tensor([r["label"] for r in rows], dtype=torch.int64)
 
 
-def _read_rows(metadata: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of an append-only JSON-lines file; an unreadable line (a write cut short) is skipped, with a warning."""
     rows = []
-    with open(metadata, encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
-                log.warning("skipping unreadable line %d of %s (a write cut short?)", number, metadata)
+                log.warning("skipping unreadable line %d of %s (a write cut short?)", number, path)
     return rows
 
 
@@ -167,10 +168,11 @@ def _write_png(path: Path, image: Image.Image) -> None:
     os.replace(tmp, path)
 
 
-def _append_line(path: Path, line: str) -> None:
+def append_jsonl(path: Path, row: dict) -> None:
+    """Append one row and flush it to disk before returning."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
+        f.write(json.dumps(row, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
 

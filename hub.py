@@ -119,8 +119,11 @@ def restore_or_none(api: HfApi, repo_id: str, root: Path) -> dict[Path, float] |
 def _synced(root: Path, path: Path) -> bool:
     """What the sync carries: the examples, the rounds, the card; no dot-files (downloads' caches, temporaries)."""
     parts = path.relative_to(root).parts
-    return not any(p.startswith(".") for p in parts) and (
-        parts == ("README.md",) or parts[0] == "rounds" or (parts[0] == "adversarial" and parts[1:2] in (("train",), ("test",))))
+    if any(p.startswith(".") for p in parts):
+        return False
+    if parts[0] == "adversarial":
+        return len(parts) > 2 and parts[1] in SPLITS
+    return parts == ("README.md",) or parts[0] == "rounds"
 
 
 class DatasetSync(CommitScheduler):
@@ -139,8 +142,8 @@ class DatasetSync(CommitScheduler):
         if not card.exists():
             card.parent.mkdir(parents=True, exist_ok=True)
             card.write_text(DATASET_CARD.replace("{repo_id}", repo_id), encoding="utf-8")
-        super().__init__(repo_id=repo_id, repo_type="dataset", folder_path=root, every=every,
-                         allow_patterns=SYNCED, hf_api=hf_api)
+        # push_to_hub below picks the files itself (`_synced`), so no allow_patterns here
+        super().__init__(repo_id=repo_id, repo_type="dataset", folder_path=root, every=every, hf_api=hf_api)
 
     def state(self) -> dict:
         with self._state:

@@ -92,8 +92,7 @@ class ModelPublisher:
     def publish(self, checkpoint: Path, meta: CheckpointMeta) -> None:
         with self._lock:
             self._pending.append((Path(checkpoint), meta))
-        self._idle.clear()
-        self._wake.set()
+        self.push_now()
 
     def push_now(self) -> None:
         """Do not wait for the next tick: push what is pending now."""

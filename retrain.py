@@ -8,9 +8,7 @@ promoted, rejected or failed, is appended to the history (`rounds.jsonl`); a res
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import os
 import threading
 import time
 from datetime import datetime, timezone
@@ -21,7 +19,7 @@ import torch
 
 import data
 import trainer
-from flagging import AdversarialStore
+from flagging import AdversarialStore, append_jsonl, read_jsonl
 from model import CheckpointMeta, Predictor, model_arch_args
 
 log = logging.getLogger(__name__)
@@ -40,21 +38,11 @@ class History:
         self.path = Path(path)
         self.root = self.path.parent.parent
         self._lock = lock or threading.Lock()
-        self.records: list[dict] = []
-        if self.path.exists():
-            for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
-                try:
-                    self.records.append(json.loads(line)) if line.strip() else None
-                except json.JSONDecodeError:
-                    log.warning("skipping unreadable line %d of %s", number, self.path)
+        self.records: list[dict] = read_jsonl(self.path) if self.path.exists() else []
 
     def append(self, record: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record, sort_keys=True) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_jsonl(self.path, record)
             self.records.append(record)
 
     def adopt_latest(self) -> bool:
