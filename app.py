@@ -1,27 +1,24 @@
 """Outwit: draw a digit, fool the model, flag it; every N flags the model retrains in the background.
 
-`python app.py` serves the page on port 7860. `build_demo(config, services)` builds it for tests and Spaces.
+`python app.py` serves the page on port 7860. `build_demo(config, services)` builds it for tests and Spaces; the
+services it talks to are started by `services.start_services(config)`.
 """
 from __future__ import annotations
 
 import logging
 import signal
-import socket
 import sys
-import uuid
-from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
 import torch
 
-import data
 from config import Config
-from flagging import AdversarialFlagger, AdversarialStore
-from hub import HubLink, hub_api, local_only_state, restore_or_none
-from model import EmptyDrawingError, Predictor
-from publish import ModelPublisher, adopt_published_model
-from retrain import History, RetrainWorker, load_serving, mixed_training_set
+from hub import SyncStatus
+from metrics import Accuracy
+from preprocess import EmptyDrawingError
+from publish import PublishStatus
+from services import AppStatus, Services, start_services
 
 log = logging.getLogger(__name__)
 CANVAS = 280  # px; with BRUSH_RADIUS a digit drawn over most of the canvas gets MNIST-like strokes
@@ -49,62 +46,6 @@ CLEAR_CANVAS_JS = """
 """
 
 
-@dataclass
-class Services:
-    """What the page talks to; built once by `start_services`, or by a test with its own parts."""
-
-    config: Config
-    predictor: Predictor
-    store: AdversarialStore
-    worker: RetrainWorker
-    flagger: AdversarialFlagger
-    hub: HubLink | None = None  # None: local only
-    publisher: ModelPublisher | None = None  # None: rounds are not published
-
-    def status(self) -> dict:
-        sync = self.hub.state() if self.hub else local_only_state(self.config)
-        return {**self.worker.status(), "sync": {**sync, "models": self.publisher.state() if self.publisher else None}}
-
-    def stop(self) -> None:
-        self.worker.stop()
-        if self.publisher:
-            self.publisher.stop()
-        if self.hub:
-            self.hub.stop()
-
-
-def start_services(config: Config) -> Services:
-    """Resume: examples and rounds from the Hub (when configured) and disk, the latest promoted model; start the
-    retrain worker and the Hub sync."""
-    shard = _plain(config.replica or f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}")
-    api = hub_api(config) if config.hub_sync else None
-    restored = restore_or_none(api, config.dataset_repo, config.data_dir) if api else None
-    store = AdversarialStore(config.store_dir, shard=shard, holdout_every=config.holdout_every)
-    history = History(config.rounds_dir / shard / "rounds.jsonl", lock=store.lock)
-    history.adopt_latest()
-    publisher = None
-    if config.model_publishing:
-        model_api = api or hub_api(config)
-        adopt_published_model(model_api, config.model_repo, history, config.data_dir / ".downloads",
-                              flags_total=store.counts().total)
-        publisher = ModelPublisher(api=model_api, repo_id=config.model_repo, shard=shard,
-                                   every=config.sync_every).start()
-    model, meta = load_serving(history, config.model_path)
-    predictor = Predictor(model, meta)
-    hub = HubLink(config=config, store=store, api=api, restored=restored).start() if api else None
-    mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
-    mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
-    worker = RetrainWorker(store=store, predictor=predictor, history=history, mnist_test=mnist_test,
-                           training_set=mixed_training_set(store, mnist_train), every=config.retrain_every,
-                           gate_margin=config.gate_margin, steps=config.round_steps,
-                           on_promoted=publisher.publish if publisher else None).start()
-    return Services(config, predictor, store, worker, AdversarialFlagger(store), hub, publisher)
-
-
-def _plain(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-") or "replica"
-
-
 # ---------------------------------------------------------------------------------------------- handlers
 def user_error(message: str) -> gr.Error:
     """The visitor's mistake: shown to them, nothing changed, no traceback in the server log."""
@@ -115,57 +56,58 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
-def summary_markdown(status: dict) -> str:
-    mnist, adv, rate = status["mnist"], status["adversarial"], status["error_rate"]
-    training = " · **retraining now…**" if status["training"] else ""
+def _accuracy(accuracy: Accuracy | None) -> str:
+    return "measuring…" if accuracy is None else f"**{_percent(accuracy.top1)}**"
+
+
+def summary_markdown(status: AppStatus) -> str:
+    worker = status.worker
+    mnist, adversarial, rate, examples = worker.mnist, worker.adversarial, worker.error_rate, worker.examples
+    training = " · **retraining now…**" if worker.training else ""
+    mnist_name = f"`{mnist.dataset}`, {mnist.size:,} images" if mnist and mnist.size else "the MNIST test split"
     return (
-        f"### Round {status['round']}{training}\n"
-        f"- Accuracy on MNIST (`{mnist['dataset']}`, {mnist['size']:,} images): **{_percent(mnist['top1'])}**\n"
-        f"- Accuracy on held-out adversarial examples ({adv['size']} examples): **{_percent(adv['top1'])}**\n"
-        f"- Model error rate this round: {rate['flags']} fooled of {rate['attempts']} drawings judged "
-        f"({_percent(rate['rate'])})\n"
-        f"- Adversarial examples: {status['examples']['total']} in all "
-        f"({status['examples']['train']} train, {status['examples']['test']} held out), "
-        f"{status['examples']['this_round']} this round; **{status['until_next_round']}** more until the next retrain\n"
-        f"- {sync_line(status['sync'])}"
+        f"### Round {worker.round}{training}\n"
+        f"- Accuracy on MNIST ({mnist_name}): {_accuracy(mnist)}\n"
+        f"- Accuracy on held-out adversarial examples ({adversarial.size if adversarial else 0} examples): "
+        f"{_accuracy(adversarial)}\n"
+        f"- Model error rate this round: {rate.flags} fooled of {rate.attempts} drawings judged "
+        f"({_percent(rate.rate)})\n"
+        f"- Adversarial examples: {examples.total} in all ({examples.train} train, {examples.test} held out), "
+        f"{examples.this_round} this round; **{worker.until_next_round}** more until the next retrain\n"
+        f"- {sync_line(status.sync, status.models)}"
     )
 
 
-def sync_line(sync: dict) -> str:
-    if not sync["enabled"]:
-        line = f"Storage: {sync['reason']}"
-    else:
-        line = dataset_line(sync)
-    if sync.get("models"):
-        models = sync["models"]
-        line += f"\n- Models published to `{models['repo']}`: last {models['last_push'] or 'not yet'}"
-        line += f", {models['waiting']} rounds waiting" if models["waiting"] else ""
+def sync_line(sync: SyncStatus, models: PublishStatus | None) -> str:
+    line = f"Storage: {sync.reason}" if not sync.enabled else dataset_line(sync)
+    if models:
+        line += f"\n- Models published to `{models.repo}`: last {models.last_push or 'not yet'}"
+        line += f", {models.waiting} rounds waiting" if models.waiting else ""
     return line
 
 
-def dataset_line(sync: dict) -> str:
-    line = f"Hub dataset `{sync['repo']}`: last push {sync['last_push'] or 'not yet'}, {sync['waiting']} examples waiting"
-    if sync.get("phase"):
-        line += f" ({sync['phase']})"
-    if sync["last_error"]:
+def dataset_line(sync: SyncStatus) -> str:
+    line = f"Hub dataset `{sync.repo}`: last push {sync.last_push or 'not yet'}, {sync.waiting} examples waiting"
+    if sync.phase:
+        line += f" ({sync.phase})"
+    if sync.last_error:
         line += " · the last push failed; it will be retried"
     return line
 
 
-def accuracy_frame(status: dict) -> pd.DataFrame:
+def accuracy_frame(status: AppStatus) -> pd.DataFrame:
     rows = []
-    for record in status["history"]:
-        if record["status"] in ("base", "promoted"):
-            rows.append({"round": record["round"], "accuracy": record["mnist_top1"], "measured on": "MNIST test"})
-            if record["adversarial_top1"] is not None:
-                rows.append({"round": record["round"], "accuracy": record["adversarial_top1"],
-                             "measured on": "adversarial test"})
+    for record in status.worker.history:
+        if record.status in ("base", "promoted"):
+            for name, accuracy in (("MNIST test", record.mnist), ("adversarial test", record.adversarial)):
+                if accuracy is not None and accuracy.top1 is not None:
+                    rows.append({"round": record.round, "accuracy": accuracy.top1, "measured on": name})
     return pd.DataFrame(rows, columns=["round", "accuracy", "measured on"])
 
 
-def digits_frame(status: dict) -> pd.DataFrame:
-    return pd.DataFrame({"digit": list(status["examples"]["per_digit"]),
-                         "examples": list(status["examples"]["per_digit"].values())})
+def digits_frame(status: AppStatus) -> pd.DataFrame:
+    per_digit = status.worker.examples.per_digit
+    return pd.DataFrame({"digit": list(per_digit), "examples": list(per_digit.values())})
 
 
 def build_demo(config: Config, services: Services) -> gr.Blocks:
@@ -205,16 +147,16 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
             raise user_error(f"The model already reads this as {digit}: nothing saved. Draw one it gets wrong.")
         model_round = predictor.current[1].get("round", 0)
         flagger.flag([drawing, digit, guess, float(probs[guess]), model_round,
-                      request.session_hash if request else None])
+                      request.session_hash if request else None], username=request.username if request else None)
         worker.record_attempt(fooled=True)
         worker.notify()
-        status = services.status()
-        return (f"Saved: you drew {digit}, the model said {guess}. {status['examples']['this_round']} this round, "
-                f"{status['examples']['total']} in all; {status['until_next_round']} more until the next retrain.")
+        examples, until_next = worker.status().examples, worker.until_next_round()
+        return (f"Saved: you drew {digit}, the model said {guess}. {examples.this_round} this round, "
+                f"{examples.total} in all; {until_next} more until the next retrain.")
 
     def status() -> dict:
         """Round, accuracies, counts, examples until the next round and the Hub sync state, as JSON."""
-        return services.status()
+        return services.status().to_json()
 
     def panel():
         current = services.status()

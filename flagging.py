@@ -9,18 +9,21 @@ On disk, a Hugging Face imagefolder data set that `datasets.load_dataset("imagef
 Each writer (one per app replica) appends only to its own shard. An image is written, flushed and renamed into
 place before its row is appended, so a row never points at a missing image; a torn last line (a crash
 mid-append) is skipped with a warning on load. Counts live in memory.
+
+Additions are counted apart from the examples in use: a row's `seq` (its place among its shard's additions)
+decides its split, and the round trigger counts additions, so that marking an example later (retracted, voted
+incorrect) moves neither. A visitor's session is kept only as a short hash; a user name, when one is given
+(a signed-in visitor, a chosen display name), is kept apart from it, as given.
 """
 from __future__ import annotations
 
 import hashlib
-import json
+import io
 import logging
-import os
 import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,15 +32,20 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model import ink_image, preprocess
+from preprocess import ink_image, preprocess
+from storage import append_jsonl, atomic_write, read_jsonl, utc_now
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "test")
 
 
+MAX_USER_NAME = 40
+
+
 @dataclass(frozen=True)
 class Counts:
-    total: int
+    added: int  # every example ever added, by every shard: what the round trigger counts
+    total: int  # the examples in use
     train: int
     test: int
     per_digit: dict[int, int]
@@ -64,29 +72,34 @@ class AdversarialStore:
         rows.sort(key=lambda row: row["created"])
         with self.lock:
             self._rows = rows
-            self._mine = sum(1 for row in rows if row.get("shard") == self.shard)
+            self._added = len(rows)
+            own = [row.get("seq", -1) for row in rows if row.get("shard") == self.shard]
+            self._mine = max(len(own), max(own, default=-1) + 1)
             self._splits = Counter(row["split"] for row in rows)
             self._digits = Counter(row["label"] for row in rows)
 
     @property
     def own_rows(self) -> int:
-        """Examples this writer added to its own shard, ever."""
+        """Examples this writer added to its own shard, ever: the next one's `seq`."""
         return self._mine
 
     # ------------------------------------------------------------------ writing
     def add(self, drawing: Any, *, label: int, guess: int, confidence: float, model_round: int,
-            session: str | None = None) -> dict:
+            session: str | None = None, user: str | None = None) -> dict:
         """Save one fooling drawing; returns its row. Raises EmptyDrawingError / ValueError before writing."""
         if not 0 <= int(label) <= 9:
             raise ValueError(f"label={label!r} must be a digit 0-9")
+        user = _user_name(user)
         model_input = preprocess(drawing)  # (1, 28, 28); raises on an empty canvas before anything is written
         drawn = Image.fromarray(255 - ink_image(drawing), mode="L")
         example_id = uuid.uuid4().hex
         with self.lock:
-            split = "test" if self._mine % self.holdout_every == self.holdout_every - 1 else "train"
+            seq = self._mine
+            split = "test" if seq % self.holdout_every == self.holdout_every - 1 else "train"
             folder = self.root / split / self.shard
             row = {
                 "id": example_id,
+                "seq": seq,
                 "file_name": f"images/{example_id}.png",
                 "input_file_name": f"inputs/{example_id}.png",
                 "label": int(label),
@@ -94,14 +107,16 @@ class AdversarialStore:
                 "confidence": round(float(confidence), 4),
                 "round": int(model_round),
                 "split": split,
-                "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                "created": utc_now("microseconds"),
                 "session": _hash_session(session),
+                "user": user,
                 "shard": self.shard,
             }
             _write_png(folder / row["file_name"], drawn)
             _write_png(folder / row["input_file_name"], _input_image(model_input))
             append_jsonl(folder / "metadata.jsonl", row)
             self._rows.append(row)
+            self._added += 1
             self._mine += 1
             self._splits[split] += 1
             self._digits[row["label"]] += 1
@@ -110,7 +125,7 @@ class AdversarialStore:
     # ------------------------------------------------------------------ reading
     def counts(self) -> Counts:
         with self.lock:
-            return Counts(total=len(self._rows), train=self._splits["train"], test=self._splits["test"],
+            return Counts(added=self._added, total=len(self._rows), train=self._splits["train"], test=self._splits["test"],
                           per_digit={d: self._digits[d] for d in range(10)})
 
     def rows(self, split: str | None = None) -> list[dict]:
@@ -135,18 +150,14 @@ class AdversarialStore:
         return inputs, torch.tensor([r["label"] for r in rows], dtype=torch.int64)
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """The rows of an append-only JSON-lines file; an unreadable line (a write cut short) is skipped, with a warning."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning("skipping unreadable line %d of %s (a write cut short?)", number, path)
-    return rows
+def _user_name(user: str | None) -> str | None:
+    """A name as a person gave it, trimmed; None when none was given. Refused if it could not be shown as is."""
+    if user is None or not str(user).strip():
+        return None
+    name = " ".join(str(user).split())
+    if len(name) > MAX_USER_NAME or not name.isprintable():
+        raise ValueError(f"user={user!r} must be at most {MAX_USER_NAME} printable characters")
+    return name
 
 
 def _hash_session(session: str | None) -> str | None:
@@ -159,28 +170,16 @@ def _input_image(model_input: torch.Tensor) -> Image.Image:
 
 
 def _write_png(path: Path, image: Image.Image) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        image.save(f, format="PNG")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def append_jsonl(path: Path, row: dict) -> None:
-    """Append one row and flush it to disk before returning."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    atomic_write(path, buffer.getvalue())
 
 
 class AdversarialFlagger(gr.FlaggingCallback):
     """Gradio's flagging interface over an AdversarialStore.
 
-    flag_data: [drawing, correct digit, the model's guess, its confidence, the model's round, session id]
+    flag_data: [drawing, correct digit, the model's guess, its confidence, the model's round, session id];
+    `username` (a signed-in visitor's name) is kept apart from the session.
     """
 
     def __init__(self, store: AdversarialStore):
@@ -192,5 +191,5 @@ class AdversarialFlagger(gr.FlaggingCallback):
     def flag(self, flag_data: list[Any], flag_option: str | None = None, username: str | None = None) -> int:
         drawing, label, guess, confidence, model_round, session = flag_data
         self.store.add(drawing, label=label, guess=guess, confidence=confidence, model_round=model_round,
-                       session=session or username)
+                       session=session, user=username)
         return self.store.counts().total

@@ -12,65 +12,21 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitScheduler, HfApi, snapshot_download
 from huggingface_hub._commit_scheduler import PartialFileIO
 from huggingface_hub.errors import RepositoryNotFoundError
 
+from cards import dataset_card
 from config import Config
 from flagging import SPLITS, AdversarialStore
+from storage import atomic_write, utc_now
 
 log = logging.getLogger(__name__)
 SYNCED = [f"adversarial/{split}/**" for split in SPLITS] + ["rounds/**", "README.md"]
-
-DATASET_CARD = """---
-license: cc-by-4.0
-task_categories:
-- image-classification
-pretty_name: Outwit adversarial digits
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: "adversarial/train/**"
-  - split: test
-    path: "adversarial/test/**"
----
-# Outwit: handwritten digits that fooled a model
-
-Collected with [Outwit](https://github.com/), a dynamic adversarial data collection app: people draw a digit, a
-CNN trained on MNIST guesses it, and the drawings it gets wrong are saved here with the digit the person drew.
-
-## Fields
-
-| field | meaning |
-| --- | --- |
-| `image` | the drawing as drawn: dark ink on white |
-| `input` | the 28×28 MNIST-style image the model saw (white ink on black) |
-| `label` | the digit the person drew (0–9): the true label |
-| `guess` | the digit the model said, and `confidence` its probability |
-| `round` | the round of the model that was fooled (0: the base model) |
-| `split` | `train`, or `test`: one in five examples is held out as the adversarial test set and never trained on |
-| `created` | when it was saved (UTC) |
-| `session` | a short hash of the visitor's session, to group one visitor's examples |
-| `id`, `shard` | the example's id, and the app replica that wrote it |
-
-## Load it
-
-```python
-import datasets
-ds = datasets.load_dataset("{repo_id}")
-ds["train"][0]["image"], ds["train"][0]["label"]
-```
-
-Or, after `huggingface-cli download {repo_id} --repo-type dataset --local-dir outwit`:
-`datasets.load_dataset("imagefolder", data_dir="outwit/adversarial")`.
-
-`rounds/<replica>/rounds.jsonl` records each retraining round (accuracies, promoted or not) and
-`rounds/<replica>/round-NNNN.safetensors` are the promoted models (load with Outwit's `trainer.load_checkpoint`).
-"""
+OLD_CARD_PLACEHOLDER = "(https://github.com/)"  # cards written before they had real links: rewritten once
 
 
 def hub_api(config: Config) -> HfApi:
@@ -87,11 +43,18 @@ def restore_dataset(api: HfApi, repo_id: str, root: Path) -> dict[Path, float]:
     """
     staging = root / ".hub-restore"
     try:
-        snapshot_download(repo_id, repo_type="dataset", local_dir=staging, allow_patterns=SYNCED,
-                          endpoint=api.endpoint, token=api.token)
-    except RepositoryNotFoundError:
-        log.info("dataset repo %s does not exist yet: nothing to restore", repo_id)
-        return {}
+        try:
+            snapshot_download(repo_id, repo_type="dataset", local_dir=staging, allow_patterns=SYNCED,
+                              endpoint=api.endpoint, token=api.token)
+        except RepositoryNotFoundError:
+            log.info("dataset repo %s does not exist yet: nothing to restore", repo_id)
+            return {}
+        return _merge(staging, root, repo_id)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # merged (or failed): the data must not sit on disk twice
+
+
+def _merge(staging: Path, root: Path, repo_id: str) -> dict[Path, float]:
     on_hub = {}
     for remote in staging.rglob("*"):
         if not remote.is_file() or not _synced(staging, remote):
@@ -100,8 +63,7 @@ def restore_dataset(api: HfApi, repo_id: str, root: Path) -> dict[Path, float]:
         if local.exists() and local.stat().st_size > remote.stat().st_size:
             continue  # more here than on the Hub: keep it, push it
         if not local.exists() or local.read_bytes() != remote.read_bytes():
-            local.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(remote, local)
+            atomic_write(local, remote.read_bytes())
         on_hub[local.resolve()] = local.stat().st_mtime
     log.info("restored %d files from dataset repo %s", len(on_hub), repo_id)
     return on_hub
@@ -126,30 +88,66 @@ def _synced(root: Path, path: Path) -> bool:
     return parts == ("README.md",) or parts[0] == "rounds"
 
 
-class DatasetSync(CommitScheduler):
-    """Pushes the store's new files to the dataset repo, scanning under the store's own lock."""
+@dataclass(frozen=True)
+class SyncStatus:
+    """The dataset sync as the page and `/status` show it; built by `sync_status` alone."""
 
-    def __init__(self, *, store: AdversarialStore, root: Path, repo_id: str, every: float, hf_api: HfApi,
-                 already_on_hub: dict[Path, float] | None = None):
-        # Everything the scheduler thread reads is set before super().__init__ starts it.
-        self.store = store
-        self._on_hub = {Path(p).resolve(): mtime for p, mtime in (already_on_hub or {}).items()}
-        self._state = threading.Lock()
+    enabled: bool
+    repo: str | None
+    last_push: str | None  # the last successful push (UTC)
+    waiting: int  # examples saved here and not on the Hub yet
+    last_error: str | None
+    phase: str | None  # before the first sync runs: what the link is doing
+    reason: str | None  # local only: why
+
+
+class SyncProgress:
+    """What the sync has done so far; written by the link and its scheduler thread, read by requests."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.pushed_rows = 0  # the store's own rows on the Hub, as of the last successful push
         self.last_push: str | None = None
         self.last_error: str | None = None
-        self._pushed_rows = 0
-        card = Path(root) / "README.md"
-        if not card.exists():
-            card.parent.mkdir(parents=True, exist_ok=True)
-            card.write_text(DATASET_CARD.replace("{repo_id}", repo_id), encoding="utf-8")
+        self.phase = "connecting to the Hub"
+
+    def update(self, **changes) -> None:
+        with self._lock:
+            for name, value in changes.items():
+                setattr(self, name, value)
+
+    def snapshot(self) -> tuple[int, str | None, str | None, str]:
+        with self._lock:
+            return self.pushed_rows, self.last_push, self.last_error, self.phase
+
+
+def sync_status(config: Config, store: AdversarialStore, link: "HubLink | None") -> SyncStatus:
+    if link is None:
+        reason = "no HF_TOKEN" if not config.hf_token else "no DATASET_REPO"
+        return SyncStatus(enabled=False, repo=None, last_push=None, waiting=0, last_error=None, phase=None,
+                          reason=f"local only ({reason}): examples are kept on this machine's disk")
+    pushed, last_push, last_error, phase = link.progress.snapshot()
+    return SyncStatus(enabled=True, repo=config.dataset_repo, last_push=last_push,
+                      waiting=max(0, store.own_rows - pushed), last_error=last_error,
+                      phase=None if link.sync is not None else phase, reason=None)
+
+
+class DatasetSync(CommitScheduler):
+    """Pushes the store's new files to the dataset repo, scanning under the store's own lock.
+
+    (The scheduler's own `lock` is not used: the store's is the one its writers hold.)
+    """
+
+    def __init__(self, *, store: AdversarialStore, root: Path, repo_id: str, every: float, hf_api: HfApi,
+                 progress: SyncProgress, card: str, already_on_hub: dict[Path, float] | None = None):
+        # Everything the scheduler thread reads is set before super().__init__ starts it.
+        self.store, self.progress = store, progress
+        self._on_hub = {Path(p).resolve(): mtime for p, mtime in (already_on_hub or {}).items()}
+        card_path = Path(root) / "README.md"
+        if not card_path.exists() or OLD_CARD_PLACEHOLDER in card_path.read_text(encoding="utf-8"):
+            atomic_write(card_path, card.encode())
         # push_to_hub below picks the files itself (`_synced`), so no allow_patterns here
         super().__init__(repo_id=repo_id, repo_type="dataset", folder_path=root, every=every, hf_api=hf_api)
-
-    def state(self) -> dict:
-        with self._state:
-            pushed, last_push, error = self._pushed_rows, self.last_push, self.last_error
-        return {"enabled": True, "repo": self.repo_id, "last_push": last_push,
-                "waiting": max(0, self.store.own_rows - pushed), "last_error": error}
 
     def push_to_hub(self):
         with self.store.lock:  # the store appends under this lock: a scan never catches half a row
@@ -159,7 +157,7 @@ class DatasetSync(CommitScheduler):
             files = [(path, rel, st) for path, rel, st in files if _synced(self.folder_path, path)
                      and self.last_uploaded.get(path, self._on_hub.get(path)) != st.st_mtime]
         if not files:
-            self._succeeded(own_rows)
+            self.progress.update(pushed_rows=own_rows, last_push=utc_now(), last_error=None)
             return None
         operations = [CommitOperationAdd(path_or_fileobj=PartialFileIO(path, size_limit=st.st_size), path_in_repo=rel)
                       for path, rel, st in files]
@@ -167,20 +165,13 @@ class DatasetSync(CommitScheduler):
             info = self.api.create_commit(repo_id=self.repo_id, repo_type="dataset", operations=operations,
                                           commit_message=f"Add examples from {self.store.shard}")
         except Exception as err:
-            with self._state:
-                self.last_error = f"{type(err).__name__}: {err}"
+            self.progress.update(last_error=f"{type(err).__name__}: {err}")
             log.warning("push to %s failed; %d files wait for the next tick: %s", self.repo_id, len(files), err)
             raise
         for path, _, st in files:  # only now are they on the Hub
             self.last_uploaded[path] = st.st_mtime
-        self._succeeded(own_rows)
+        self.progress.update(pushed_rows=own_rows, last_push=utc_now(), last_error=None)
         return info
-
-    def _succeeded(self, own_rows: int) -> None:
-        with self._state:
-            self._pushed_rows = own_rows
-            self.last_push = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            self.last_error = None
 
 
 class HubLink:
@@ -192,8 +183,7 @@ class HubLink:
         """`restored`: what start-up already downloaded; None if it could not, and this link should restore."""
         self.config, self.store, self.api, self._restored = config, store, api, restored
         self.sync: DatasetSync | None = None
-        self._error: str | None = None
-        self._phase = "connecting to the Hub"
+        self.progress = SyncProgress()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hub-link", daemon=True)
@@ -216,33 +206,26 @@ class HubLink:
                     log.warning("final push failed: %s", err)
             self.sync.stop()
 
-    def state(self) -> dict:
-        if self.sync is not None:
-            return self.sync.state()
-        return {"enabled": True, "repo": self.config.dataset_repo, "last_push": None,
-                "waiting": self.store.own_rows, "last_error": self._error, "phase": self._phase}
+    def status(self) -> SyncStatus:
+        return sync_status(self.config, self.store, self)
 
     def _run(self) -> None:
+        card = dataset_card(self.config.dataset_repo, endpoint=self.config.hub_endpoint or None,
+                            space_id=self.config.space_id or None)
         while not self._stop.is_set():
             try:
                 if self._restored is None:
-                    self._phase = "restoring examples from the Hub"
+                    self.progress.update(phase="restoring examples from the Hub")
                     self._restored = restore_dataset(self.api, self.config.dataset_repo, self.config.data_dir)
                     self.store.refresh()
                 self.sync = DatasetSync(store=self.store, root=self.config.data_dir, repo_id=self.config.dataset_repo,
-                                        every=self.config.sync_every, hf_api=self.api, already_on_hub=self._restored)
+                                        every=self.config.sync_every, hf_api=self.api, progress=self.progress,
+                                        card=card, already_on_hub=self._restored)
                 self._ready.set()
                 return
             except Exception as err:  # noqa: BLE001 - the app keeps serving from disk; tried again later
-                self._error = f"{type(err).__name__}: {err}"
-                self._phase = "the Hub could not be reached; trying again"
+                self.progress.update(last_error=f"{type(err).__name__}: {err}",
+                                     phase="the Hub could not be reached; trying again")
                 log.warning("cannot reach dataset repo %s (%s); trying again in %.1f min",
                             self.config.dataset_repo, err, self.config.sync_every)
             self._stop.wait(self.config.sync_every * 60)
-
-
-def local_only_state(config: Config) -> dict:
-    reason = "no HF_TOKEN" if not config.hf_token else "no DATASET_REPO"
-    return {"enabled": False, "repo": None, "last_push": None, "waiting": 0, "last_error": None,
-            "reason": f"local only ({reason}): examples are kept on this machine's disk"}
-

@@ -1,4 +1,4 @@
-"""Training, evaluation, checkpoint files and the command line.
+"""Training, evaluation and the command line.
 
     python trainer.py pretrain --arch cnn --out models/base.safetensors
     python trainer.py evaluate --checkpoint models/base.safetensors
@@ -11,10 +11,8 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from functools import partial
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -23,30 +21,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+import checkpoints
 import data
-from model import CheckpointMeta, build_model, checkpoint_from_bytes, checkpoint_to_bytes, model_arch_args
-
-
-# ---------------------------------------------------------------------------------------------- checkpoint files
-def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta) -> None:
-    """Write to a temporary file in the same folder, then rename: nothing ever loads a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = checkpoint_to_bytes(model, meta)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: str | Path) -> tuple[nn.Module, CheckpointMeta]:
-    return checkpoint_from_bytes(Path(path).read_bytes())
+from metrics import MNIST, Accuracy, Metrics
+from model import build_model
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -94,7 +72,7 @@ def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(one_cycle, total=total))
     model.train()
     losses, step = [], 0
-    bar = tqdm(total=total, desc="train", unit="step", disable=not progress, file=sys.stderr)
+    bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr) if progress else None
     while step < total:
         order = torch.randperm(len(inputs), generator=generator)
         for start in range(0, len(inputs), batch_size):
@@ -109,11 +87,13 @@ def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epoch
             schedule.step()
             losses.append(loss.item())
             step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
             if step >= total:
                 break
-    bar.close()
+    if bar is not None:
+        bar.close()
     model.eval()
     return {"steps": step, "final_loss": float(np.mean(losses[-50:]))}
 
@@ -156,22 +136,18 @@ def pretrain(args: argparse.Namespace) -> dict:
                    augment=args.augment, max_steps=args.max_steps, progress=not args.quiet)
     seconds = time.perf_counter() - started
     metrics = evaluate(model, *test_set.tensors(), name=test_set.name)
-    arch, arch_args = model_arch_args(model)
     recipe = {k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "seed", "augment", "max_steps")}
-    meta = CheckpointMeta(
-        arch=arch, arch_args=arch_args, round=0,
-        metrics={"mnist_test": {k: metrics[k] for k in ("dataset", "size", "top1", "top5")}},
-        trained_on={"mnist": train_set.name, "mnist_size": len(train_set), "adversarial": 0, "recipe": recipe},
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
+    meta = checkpoints.describe(model, round=0, metrics=Metrics({MNIST: Accuracy.from_json(metrics)}),
+                                trained_on={"mnist": train_set.name, "mnist_size": len(train_set), "adversarial": 0},
+                                recipe=recipe)
     if not args.dry_run:
-        save_checkpoint(args.out, model, meta)
-    return {"checkpoint": None if args.dry_run else str(args.out), "arch": arch, "train_seconds": round(seconds, 1),
-            **losses, **{k: metrics[k] for k in ("dataset", "size", "top1", "top5")}}
+        checkpoints.save(args.out, model, meta)
+    return {"checkpoint": None if args.dry_run else str(args.out), "arch": meta.arch,
+            "train_seconds": round(seconds, 1), **losses, **{k: metrics[k] for k in ("dataset", "size", "top1", "top5")}}
 
 
 def evaluate_command(args: argparse.Namespace) -> dict:
-    model, meta = load_checkpoint(args.checkpoint)
+    model, meta = checkpoints.load(args.checkpoint)
     test_set = data.load_digits(args.data, args.data_root, args.split, download=args.download)
     return {"checkpoint": str(args.checkpoint), "arch": meta.arch, "round": meta.round,
             **evaluate(model, *test_set.tensors(), name=test_set.name)}

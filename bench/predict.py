@@ -18,9 +18,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from model import Predictor  # noqa: E402
-from tests.drawing import draw_sketch  # noqa: E402
-from trainer import load_checkpoint  # noqa: E402
+from serving import Predictor  # noqa: E402
+from drawings import draw_sketch  # noqa: E402
+from checkpoints import load as load_checkpoint  # noqa: E402
 
 
 def measure(predictor: Predictor, drawings: list[dict], repeats: int) -> dict:

@@ -30,13 +30,14 @@ from gradio_client import Client  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import app  # noqa: E402
+from services import start_services  # noqa: E402
 from config import Config  # noqa: E402
-from tests.drawing import client_payload, draw_sketch, fooling_examples  # noqa: E402
+from drawings import client_payload, draw_sketch, fooling_examples  # noqa: E402
 
 
 def serve(data_dir: Path, every: int):
     config = Config(data_dir=data_dir, retrain_every=every, mnist_data="sample")
-    services = app.start_services(config)
+    services = start_services(config)
     demo = app.build_demo(config, services)
     _, url, _ = demo.queue(default_concurrency_limit=8).launch(server_port=None, prevent_thread_lock=True,
                                                                quiet=True, allowed_paths=[str(data_dir)])
@@ -77,17 +78,17 @@ def bench_rounds(tmp: Path, rounds: int) -> dict:
                 client.predict(client_payload(drawing, tmp / "up" / str(i)), digit, api_name="/flag")
             deadline = time.monotonic() + 120
             while client.predict(api_name="/status")["round"] <= r and time.monotonic() < deadline:
-                if services.worker.status()["history"][-1]["status"] == "rejected":
+                if services.worker.status().history[-1].status == "rejected":
                     break
                 time.sleep(0.2)
-        history = [h for h in services.worker.status()["history"] if h["status"] != "base"]
+        history = [h for h in services.worker.status().history if h.status != "base"]
     finally:
         services.worker.stop()
         demo.close()
-    seconds = [h["seconds"] for h in history]
+    seconds = [h.seconds for h in history]
     return {"every": 10, "rounds": len(history), "seconds": seconds, "max_seconds": max(seconds),
-            "statuses": [h["status"] for h in history], "mnist_top1": [h["mnist_top1"] for h in history],
-            "adversarial_top1": [h["adversarial_top1"] for h in history], "target_seconds": 10.0,
+            "statuses": [h.status for h in history], "mnist_top1": [h.mnist.top1 for h in history],
+            "adversarial_top1": [h.adversarial.top1 for h in history], "target_seconds": 10.0,
             "meets_target": max(seconds) <= 10.0}
 
 
@@ -103,7 +104,7 @@ def bench_flags(tmp: Path, flags: int) -> dict:
             probe = upload_raw(prober_http, base, draw_sketch(4), tmp / "probe")
             while not stop.is_set():
                 _, elapsed = call(prober_http, base, "predict", probe, False)
-                if services.worker.status()["training"]:
+                if services.worker.status().training:
                     predicts.append(elapsed)
                 time.sleep(0.05)
 
@@ -113,7 +114,7 @@ def bench_flags(tmp: Path, flags: int) -> dict:
         for i, drawing in enumerate(drawings):
             label, _ = call(http, base, "predict", drawing, False)
             services.worker.wait_idle(60) if i % 2 else None  # so that this flag starts a round from idle
-            training = services.worker.status()["training"]
+            training = services.worker.status().training
             _, elapsed = call(http, base, "flag", drawing, (int(label["label"]) + 1) % 10)  # a wrong guess: saved
             (starting if (i + 1) % 2 == 0 and not training else during).append(elapsed)
             time.sleep(0.3)  # people take a moment between flags; the next lands while the round trains

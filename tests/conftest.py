@@ -1,7 +1,16 @@
-import pytest
-import torch
+import os
 
-import data
+# Set before anything imports huggingface_hub (it reads these at import): the Hub tests talk to a local server, and
+# the client must not try its xet transfer path or phone home.
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import data  # noqa: E402
+from tests.hub_server import FakeHub  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -15,9 +24,10 @@ def mnist_sample_test() -> data.Digits:
 def mnist_sample_train() -> data.Digits:
     return data.load_sample("train")
 
-import os
 
-# The Hub tests talk to a local server; the client must not try its xet transfer path or phone home.
-os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+@pytest.fixture
+def hub():
+    """A local server speaking the Hub's HTTP API, fresh for each test."""
+    server = FakeHub().start()
+    yield server
+    server.stop()

@@ -16,9 +16,19 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlparse
 
+from huggingface_hub import HfApi
+
 API = re.compile(r"^/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit|revision|tree)"
                  r"/(?P<rev>[^/]+)(?P<path>/.*)?$")
 RESOLVE = re.compile(r"^/(?:(?P<kind>datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+
+
+TOKEN = "hf_outwitTestToken0123456789"  # what the tests' app is configured with: it must never show
+REPO = "outwit/adversarial"  # the dataset repo the tests sync to
+
+
+def api_for(server: "FakeHub") -> HfApi:
+    return HfApi(endpoint=server.endpoint, token=TOKEN)
 
 
 class Repo:

@@ -1,5 +1,6 @@
 """End to end through the page's API with gradio_client: predict, flag, wait for the round, read /status."""
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -8,14 +9,16 @@ from gradio_client.exceptions import AppError
 
 import app
 from config import Config
-from tests.drawing import client_payload, draw_sketch, fooling_examples, sketchpad_value
+from drawings import client_payload, draw_sketch, fooling_examples, sketchpad_value
+from services import start_services
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
+    """One app for the module. Only the round test below saves examples in it; every other test saves nothing."""
     root = tmp_path_factory.mktemp("app")
     config = Config(data_dir=root / "data", retrain_every=10, round_steps=40, mnist_data="sample")
-    services = app.start_services(config)
+    services = start_services(config)
     demo = app.build_demo(config, services)
     _, url, _ = demo.queue().launch(server_port=None, prevent_thread_lock=True, quiet=True,
                                     allowed_paths=[str(config.data_dir)])
@@ -68,28 +71,35 @@ def test_ten_fooling_flags_make_a_round_that_status_reports(served, tmp_path):
     assert status["history"][-1]["status"] == "promoted"
     assert 0.9 <= status["mnist"]["top1"] <= 1 and status["adversarial"]["size"] == 2
     assert status["adversarial"]["top1"] is not None
+    drawn = Counter(str(digit) for _, digit, _ in examples)
     assert status["examples"] == {"total": 10, "train": 8, "test": 2, "this_round": 0,
-                                  "per_digit": status["examples"]["per_digit"]}
-    assert sum(status["examples"]["per_digit"].values()) == 10
+                                  "per_digit": {str(d): drawn[str(d)] for d in range(10)}}
     assert status["until_next_round"] == 10 and not status["training"]
     assert (config.data_dir / "rounds" / services.store.shard / "round-0001.safetensors").exists()
 
 
-def test_a_restarted_app_resumes_its_round_history_and_counts(served):
-    """Runs after the round above: a new set of services over the same data folder carries on from it."""
-    client, services, config = served
-    before = client.predict(api_name="/status")
-    again = app.start_services(config)
+def test_a_restarted_app_resumes_its_round_history_and_counts(tmp_path):
+    """An app that made a round and saved more examples stops; a new one over the same data folder carries on."""
+    config = Config(data_dir=tmp_path / "data", retrain_every=3, round_steps=10, gate_margin=100, mnist_data="sample")
+    first = start_services(config)
+    try:
+        for drawing, digit, probs in fooling_examples(first.predictor.predict, 4):
+            first.store.add(drawing, label=digit, guess=int(probs.argmax()), confidence=0.5, model_round=0)
+            first.worker.notify()
+            assert first.worker.wait_idle(120)
+        before = first.status().to_json()
+    finally:
+        first.stop()
+    assert before["round"] == 1 and before["examples"]["total"] == 4 and before["until_next_round"] == 2
+    again = start_services(config)
     try:
         assert again.worker.wait_idle(60)
-        after = again.worker.status()
+        after = again.status().to_json()
     finally:
-        again.worker.stop()
-    assert after["round"] == before["round"] >= 1
-    assert after["examples"]["total"] == before["examples"]["total"]
-    assert after["until_next_round"] == before["until_next_round"]
-    assert after["mnist"]["top1"] == before["mnist"]["top1"]
-    assert again.predictor.current[1]["round"] == before["round"]
+        again.stop()
+    for key in ("round", "examples", "until_next_round", "mnist", "adversarial", "history"):
+        assert after[key] == before[key], key
+    assert again.predictor.current[1]["round"] == 1
 
 
 def test_an_unreadable_drawing_gets_a_clear_message_and_saves_nothing(served, tmp_path):

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 import app
+from services import start_services
 from config import Config
-from tests.drawing import stroke_points
+from drawings import stroke_points
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -18,7 +19,7 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 def page_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     config = Config(data_dir=root / "data", mnist_data="sample")
-    services = app.start_services(config)
+    services = start_services(config)
     demo = app.build_demo(config, services)
     _, url, _ = demo.queue().launch(server_port=None, prevent_thread_lock=True, quiet=True,
                                     allowed_paths=[str(config.data_dir)])

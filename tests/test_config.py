@@ -42,3 +42,9 @@ def test_retraining_variables_are_read():
 def test_bad_retraining_values_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=f"{name}='{value}'"):
         Config.from_env({name: value})
+
+
+def test_the_space_id_spaces_set_is_read_and_checked():
+    assert Config.from_env({"SPACE_ID": "someone/outwit"}).space_id == "someone/outwit"
+    with pytest.raises(ConfigError, match="SPACE_ID='not a repo'"):
+        Config.from_env({"SPACE_ID": "not a repo"})

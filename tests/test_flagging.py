@@ -9,8 +9,8 @@ from PIL import Image
 
 import flagging
 from flagging import AdversarialFlagger, AdversarialStore
-from model import EmptyDrawingError, preprocess
-from tests.drawing import draw_sketch, rotated_sketch
+from preprocess import EmptyDrawingError, preprocess
+from drawings import draw_sketch, rotated_sketch
 
 
 def add(store, digit=3, label=8, **kw):
@@ -30,8 +30,9 @@ def test_an_example_is_two_pngs_and_one_metadata_row(tmp_path):
     assert np.abs(preprocess(drawn)[0].numpy() - model_input / 255).max() < 0.02
     [stored] = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
     assert stored == row
-    assert {"id", "file_name", "label", "guess", "confidence", "round", "split", "created", "session"} <= set(row)
-    assert (row["label"], row["guess"], row["split"]) == (8, 3, "train")
+    assert {"id", "seq", "file_name", "label", "guess", "confidence", "round", "split", "created", "session",
+            "user", "shard"} <= set(row)
+    assert (row["label"], row["guess"], row["split"], row["seq"], row["user"]) == (8, 3, "train", 0, None)
     assert "session-abc" not in (folder / "metadata.jsonl").read_text()  # only a hash of the session is kept
     assert row["session"] and len(row["session"]) == 16
 
@@ -41,8 +42,38 @@ def test_one_in_five_is_held_out_and_counts_add_up(tmp_path):
     splits = [add(store, label=d % 10)["split"] for d in range(12)]
     assert splits == ["train"] * 4 + ["test"] + ["train"] * 4 + ["test"] + ["train"] * 2
     counts = store.counts()
-    assert (counts.total, counts.train, counts.test) == (12, 10, 2)
+    assert (counts.added, counts.total, counts.train, counts.test) == (12, 12, 10, 2)
     assert counts.per_digit == {d: (2 if d < 2 else 1) for d in range(10)}
+    assert [row["seq"] for row in store.rows()] == list(range(12))
+
+
+def test_the_split_follows_each_row_s_addition_number_not_the_rows_in_use(tmp_path):
+    """A row marked later (retracted, voted incorrect) must not move which of the next examples is held out."""
+    store = AdversarialStore(tmp_path, holdout_every=5)
+    for d in range(3):
+        add(store, label=d)
+    metadata = tmp_path / "train" / "local" / "metadata.jsonl"
+    rows = [json.loads(line) for line in metadata.read_text().splitlines()]
+    metadata.write_text("".join(json.dumps(r) + "\n" for r in rows[1:]))  # an early row is no longer read
+    again = AdversarialStore(tmp_path, holdout_every=5)
+    assert again.own_rows == 3  # the next addition is the fourth, whatever is in use
+    assert [add(again)["split"] for _ in range(2)] == ["train", "test"]
+    assert [r["seq"] for r in again.rows()] == [1, 2, 3, 4]
+
+
+def test_a_user_name_is_kept_apart_from_the_session_hash(tmp_path):
+    store = AdversarialStore(tmp_path)
+    callback = AdversarialFlagger(store)
+    callback.setup([], str(tmp_path))
+    callback.flag([draw_sketch(1), 7, 1, 0.55, 2, "session-xyz"], username="  Ada   Lovelace ")
+    callback.flag([draw_sketch(1), 7, 1, 0.55, 2, None], username="ada")
+    first, second = store.rows()
+    assert first["user"] == "Ada Lovelace" and first["session"] == flagging._hash_session("session-xyz")
+    assert second["user"] == "ada" and second["session"] is None  # a name is not a session
+    for bad in ("x" * 41, "bell\x07"):
+        with pytest.raises(ValueError, match="user="):
+            add(store, user=bad)
+    assert store.counts().total == 2
 
 
 def test_a_reopened_store_has_every_example_and_continues_the_split(tmp_path):

@@ -7,27 +7,12 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
+import services as app_services
 from config import Config, Secret
-from model import CheckpointMeta
+from drawings import rotated_sketch
 from flagging import AdversarialStore
 from hub import HubLink, restore_dataset
-from tests.drawing import rotated_sketch
-from tests.hub_server import FakeHub
-
-TOKEN = "hf_outwitTestToken0123456789"
-REPO = "outwit/adversarial"
-
-
-@pytest.fixture
-def hub():
-    server = FakeHub().start()
-    yield server
-    server.stop()
-
-
-def api_for(server: FakeHub) -> HfApi:
-    return HfApi(endpoint=server.endpoint, token=TOKEN)
-
+from tests.hub_server import REPO, TOKEN, FakeHub, api_for
 
 def link(server: FakeHub, root: Path, shard: str) -> tuple[AdversarialStore, HubLink]:
     """A replica's store over the data folder `root`, restored from and synced to the Hub as the app does it."""
@@ -35,7 +20,7 @@ def link(server: FakeHub, root: Path, shard: str) -> tuple[AdversarialStore, Hub
                     replica=shard, data_dir=root)
     store = AdversarialStore(config.store_dir, shard=shard)
     hub_link = HubLink(config=config, store=store, api=api_for(server)).start()
-    assert hub_link.wait_ready(30), hub_link.state()
+    assert hub_link.wait_ready(30), hub_link.status()
     hub_link.sync.trigger().result(30)  # after the scheduler's first tick, at start (one commit at a time)
     return store, hub_link
 
@@ -58,12 +43,13 @@ def restored_store(server: FakeHub, root: Path) -> AdversarialStore:
 def test_round_trip_a_fresh_folder_restored_from_the_hub_is_identical(hub, tmp_path):
     store, hub_link = link(hub, tmp_path / "a", "replica-a")
     flag(store, 7)
-    assert hub_link.state()["waiting"] == 7
+    assert hub_link.status().waiting == 7
     hub_link.sync.trigger().result(30)
-    state = hub_link.state()
-    assert state["waiting"] == 0 and state["last_push"] and state["last_error"] is None
+    state = hub_link.status()
+    assert state.waiting == 0 and state.last_push and state.last_error is None
     again = restored_store(hub, tmp_path / "fresh")
     assert tree(tmp_path / "fresh") == tree(tmp_path / "a")
+    assert not (tmp_path / "fresh" / ".hub-restore").exists()  # merged, then the staging copy is gone
     assert [r["id"] for r in again.rows()] == [r["id"] for r in store.rows()]
     assert (again.counts().train, again.counts().test) == (6, 1)
     card = hub.repo(REPO).files["README.md"].decode()
@@ -92,13 +78,13 @@ def test_hub_down_then_back_everything_arrives_exactly_once(hub, tmp_path):
     flag(store, 4, start=5)
     with pytest.raises(Exception):
         hub_link.sync.trigger().result(120)
-    state = hub_link.state()
-    assert state["waiting"] == 4 and state["last_error"]
+    state = hub_link.status()
+    assert state.waiting == 4 and state.last_error
     assert len(store.rows()) == 9  # nothing lost on this side
     hub.start()  # back, on the same address
     hub.fail_next(1, 429)
     hub_link.sync.trigger().result(60)
-    assert hub_link.state()["waiting"] == 0 and hub_link.state()["last_error"] is None
+    assert hub_link.status().waiting == 0 and hub_link.status().last_error is None
     added = Counter(path for commit in hub.repo(REPO).commits for path in commit["added"] if path.endswith(".png"))
     assert len(added) == 18 and set(added.values()) == {1}  # each image sent exactly once
     ids = [r["id"] for r in restored_store(hub, tmp_path / "fresh").rows()]
@@ -150,14 +136,14 @@ def test_an_unreachable_hub_at_start_serves_locally_and_says_so(tmp_path):
     store = AdversarialStore(config.store_dir, shard="r")
     hub_link = HubLink(config=config, store=store, api=HfApi(endpoint=config.hub_endpoint, token=TOKEN)).start()
     for _ in range(120):  # the client's own retries come first
-        if hub_link.state()["last_error"]:
+        if hub_link.status().last_error:
             break
         hub_link.wait_ready(0.5)
     assert hub_link.sync is None
     flag(store, 1)
-    state = hub_link.state()
-    assert state["enabled"] and state["waiting"] == 1 and state["last_error"]
-    assert TOKEN not in json.dumps(state)
+    state = hub_link.status()
+    assert state.enabled and state.waiting == 1 and state.last_error and "could not be reached" in state.phase
+    assert TOKEN not in repr(state)
     hub_link.stop(final_push=False)
 
 
@@ -168,13 +154,13 @@ def test_the_app_syncs_shows_the_state_and_never_shows_the_token(hub, tmp_path, 
     from gradio_client import Client
 
     import app
-    from tests.drawing import client_payload, fooling_examples
+    from drawings import client_payload, fooling_examples
 
     caplog.set_level(logging.DEBUG)
     config = Config.from_env({"HF_TOKEN": TOKEN, "DATASET_REPO": REPO, "HF_ENDPOINT": hub.endpoint,
                               "DATA_DIR": str(tmp_path / "data"), "MNIST_DATA": "sample", "SYNC_EVERY": "60"})
     assert TOKEN not in repr(config) and TOKEN not in str(config)
-    services = app.start_services(config)
+    services = app_services.start_services(config)
     demo = app.build_demo(config, services)
     _, url, _ = demo.queue().launch(server_port=None, prevent_thread_lock=True, quiet=True)
     try:
@@ -190,7 +176,7 @@ def test_the_app_syncs_shows_the_state_and_never_shows_the_token(hub, tmp_path, 
         shard = services.store.shard
         assert any(p.startswith(f"adversarial/train/{shard}/images/") for p in hub.repo(REPO).files)
         served = [json.dumps(status), httpx.get(url).text, httpx.get(url.rstrip("/") + "/config").text]
-        served.append(app.summary_markdown(status))  # what the page's panel shows
+        served.append(app.summary_markdown(services.status()))  # what the page's panel shows
     finally:
         services.stop()
         demo.close()
@@ -204,83 +190,26 @@ def test_without_token_or_repo_the_app_is_local_only_and_says_so(tmp_path):
     import app
 
     config = Config(data_dir=tmp_path / "data", mnist_data="sample", dataset_repo=REPO)  # a repo, no token
-    services = app.start_services(config)
+    services = app_services.start_services(config)
     try:
         status = services.status()
     finally:
         services.stop()
-    assert services.hub is None and not status["sync"]["enabled"]
+    assert services.hub is None and not status.sync.enabled and status.to_json()["sync"]["enabled"] is False
     assert "local only (no HF_TOKEN)" in app.summary_markdown(status)
 
 
-def test_a_promoted_round_is_published_with_a_card_and_loads_back(hub, tmp_path):
-    import torch
-
-    from model import build_model, model_arch_args
-    from publish import ModelPublisher, fetch_latest_model
-    from trainer import load_checkpoint, save_checkpoint
-
-    model = build_model("seed")
-    arch, arch_args = model_arch_args(model)
-    meta = CheckpointMeta(arch=arch, arch_args=arch_args, round=3, created="2026-11-22T10:00:00+00:00",
-                          metrics={"mnist_top1": 0.991, "mnist_dataset": "mnist-sample-5k/test",
-                                   "adversarial_top1": 0.75, "adversarial_size": 8},
-                          trained_on={"adversarial": 24, "replay": 2048})
-    save_checkpoint(tmp_path / "round-0003.safetensors", model, meta)
-    publisher = ModelPublisher(api=api_for(hub), repo_id="outwit/model", shard="replica-a", every=60).start()
-    hub.stop()  # the Hub is away when the round is promoted
-    publisher.publish(tmp_path / "round-0003.safetensors", meta)
-    assert publisher.wait_idle(120)
-    assert publisher.state()["waiting"] == 1 and publisher.state()["last_error"]
-    hub.start()
-    publisher.push_now()  # as the next tick would
-    assert publisher.wait_idle(60) and publisher.state()["waiting"] == 0
-    publisher.stop()
-    files = hub.repo("outwit/model", kind="models").files
-    assert {"model.safetensors", "rounds/round-0003-replica-a.safetensors", "README.md"} <= set(files)
-    card = files["README.md"].decode()
-    assert "round 3" in card and "99.1%" in card and "75.0%" in card and "mnist-sample-5k/test" in card
-    assert 'hf_hub_download("outwit/model", "model.safetensors")' in card
-    loaded, loaded_meta = load_checkpoint(fetch_latest_model(api_for(hub), "outwit/model", tmp_path / "down"))
-    assert loaded_meta == meta
-    x = torch.rand(2, 1, 28, 28)
-    assert torch.equal(loaded.eval()(x), model.eval()(x))
-
-
-def test_a_restarted_space_resumes_examples_rounds_and_the_published_model(hub, tmp_path):
-    import app
-    from tests.drawing import fooling_examples
-
-    def start(data_dir):
-        config = Config.from_env({"HF_TOKEN": TOKEN, "DATASET_REPO": REPO, "MODEL_REPO": "outwit/model",
-                                  "HF_ENDPOINT": hub.endpoint, "DATA_DIR": str(data_dir), "MNIST_DATA": "sample",
-                                  "SYNC_EVERY": "60", "RETRAIN_EVERY": "5", "ROUND_STEPS": "30",
-                                  "GATE_MARGIN": "5"})
-        services = app.start_services(config)
-        assert services.hub.wait_ready(30)
-        return services
-
-    first = start(tmp_path / "first")
-    for drawing, digit, probs in fooling_examples(first.predictor.predict, 5):
-        first.store.add(drawing, label=digit, guess=int(probs.argmax()), confidence=0.5, model_round=0)
-        first.worker.notify()
-        assert first.worker.wait_idle(120)
-    assert first.status()["round"] == 1
-    assert first.publisher.wait_idle(60) and first.publisher.state()["waiting"] == 0
-    served_before = first.predictor.current[0]
-    first.stop()  # shutting down pushes what waits
-
-    second = start(tmp_path / "second")  # a wiped disk
-    try:
-        assert second.worker.wait_idle(60)
-        status = second.status()
-        assert status["round"] == 1 and status["examples"]["total"] == 5
-        assert [h["status"] for h in status["history"]][:2] == ["base", "promoted"]
-        import torch
-        x = torch.rand(3, 1, 28, 28)
-        assert torch.allclose(second.predictor.current[0](x), served_before(x))
-    finally:
-        second.stop()
+def test_the_dataset_card_links_to_real_places(hub, tmp_path):
+    config = Config(hf_token=Secret(TOKEN), dataset_repo=REPO, sync_every=60, hub_endpoint=hub.endpoint,
+                    replica="r", data_dir=tmp_path, space_id="someone/outwit")
+    (tmp_path / "README.md").write_text("Collected with [Outwit](https://github.com/), an old card")
+    hub_link = HubLink(config=config, store=AdversarialStore(config.store_dir, shard="r"), api=api_for(hub)).start()
+    assert hub_link.wait_ready(30)
+    hub_link.sync.trigger().result(30)
+    hub_link.stop(final_push=False)
+    card = hub.repo(REPO).files["README.md"].decode()
+    assert f"[Outwit]({hub.endpoint}/spaces/someone/outwit)" in card and "github.com/)" not in card
+    assert "(https://huggingface.co/blog/mnist-adversarial)" in card and "hf download outwit/adversarial" in card
 
 
 def test_restoring_never_overwrites_rows_written_after_the_last_push(hub, tmp_path):

@@ -1,14 +1,14 @@
-"""Networks, the predictor and self-describing checkpoints."""
+"""Networks and the serving predictor."""
 import threading
 
 import numpy as np
 import pytest
 import torch
 
-from model import (CheckpointMeta, EmptyDrawingError, Predictor, build_model, checkpoint_from_bytes,
-                   checkpoint_to_bytes, count_parameters, model_arch_args)
-from tests.drawing import draw_sketch
-from trainer import load_checkpoint, save_checkpoint
+from drawings import draw_sketch
+from model import build_model, count_parameters
+from preprocess import EmptyDrawingError
+from serving import Predictor, inference_copy
 
 
 @pytest.mark.parametrize("arch", ["seed", "cnn"])
@@ -23,8 +23,8 @@ def test_default_cnn_is_small_but_not_tiny():
 
 
 def test_unknown_architecture_is_named_in_the_error():
-    with pytest.raises(ValueError, match="'vit'"):
-        build_model("vit")
+    with pytest.raises(ValueError, match="'transformer'"):
+        build_model("transformer")
 
 
 def test_normalisation_lives_inside_the_model():
@@ -32,32 +32,6 @@ def test_normalisation_lives_inside_the_model():
     model = build_model("cnn").eval()
     normalised = model.norm(torch.zeros(1, 1, 28, 28))
     assert normalised.mean().item() == pytest.approx(-0.1307 / 0.3081, abs=1e-5)
-
-
-@pytest.mark.parametrize("arch, args", [("cnn", {"channels": (16, 32, 48), "dropout": 0.2}), ("seed", {})])
-def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path, arch, args):
-    model = build_model(arch, **args).eval()
-    name, arch_args = model_arch_args(model)
-    meta = CheckpointMeta(arch=name, arch_args=arch_args, round=3, metrics={"mnist_test": {"top1": 0.5}},
-                          trained_on={"mnist": "mnist-sample-5k/train"}, created="2026-11-22T00:00:00+00:00")
-    path = tmp_path / "m.safetensors"
-    save_checkpoint(path, model, meta)
-    loaded, loaded_meta = load_checkpoint(path)
-    assert loaded_meta == meta
-    x = torch.rand(4, 1, 28, 28)
-    assert torch.equal(loaded(x), model(x))
-    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
-
-
-def test_a_truncated_or_foreign_file_is_refused():
-    payload = checkpoint_to_bytes(build_model("seed"), CheckpointMeta(arch="seed"))
-    with pytest.raises(ValueError, match="truncated"):
-        checkpoint_from_bytes(payload[:4])
-    with pytest.raises(ValueError, match="truncated"):
-        checkpoint_from_bytes(payload[:8] + payload[8:40])
-    from safetensors.torch import save
-    with pytest.raises(ValueError, match="not an Outwit checkpoint"):
-        checkpoint_from_bytes(save({"w": torch.zeros(2)}))
 
 
 def test_predictor_gives_probabilities_and_the_empty_error():
@@ -99,7 +73,6 @@ def test_swap_is_atomic_while_predictions_run():
 
 @pytest.mark.parametrize("arch", ["seed", "cnn"])
 def test_serving_copy_computes_what_the_trained_model_computes(arch):
-    from model import inference_copy
     model = build_model(arch)
     model.train()(torch.rand(32, 1, 28, 28))  # move BatchNorm's running statistics off their defaults
     model.eval()

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from model import EmptyDrawingError, preprocess
-from tests.drawing import draw_alpha, draw_sketch, sketchpad_value
+from preprocess import EmptyDrawingError, preprocess
+from drawings import draw_alpha, draw_sketch, sketchpad_value
 
 
 def centre_of_mass(x: torch.Tensor) -> tuple[float, float]:
@@ -132,7 +132,7 @@ def test_malformed_arrays_are_rejected_with_their_shape(bad):
 
 def test_fast_extent_of_rgba_layers_matches_a_plain_threshold():
     """The uint32 reading of an RGBA layer's alpha finds exactly the rows and columns a plain threshold finds."""
-    from model import _ink_extent
+    from preprocess import _ink_extent
     rng = np.random.default_rng(0)
     for _ in range(20):
         layer = np.zeros((64, 48, 4), np.uint8)

@@ -4,13 +4,18 @@ import json
 import pytest
 import torch
 
+import checkpoints
 import data
+from drawings import fooling_examples
 from flagging import AdversarialStore
-from model import Predictor
-from retrain import History, RetrainWorker, load_serving, mixed_training_set
-from tests.drawing import fooling_examples
+from history import History, RoundRecord
+from metrics import ADVERSARIAL, MNIST
+from retrain import RetrainWorker, load_serving, mixed_training_set, standard_eval_sets
+from rounds import Recipe, TrainingSet
+from serving import Predictor
 from tests.test_shipped_models import MODELS
-from trainer import load_checkpoint
+
+load_checkpoint = checkpoints.load
 
 BASE = MODELS / "base.safetensors"
 
@@ -21,7 +26,7 @@ def mnist_small():
 
 
 class Setup:
-    def __init__(self, root, mnist_small, training_set=None, **worker_args):
+    def __init__(self, root, mnist_small, training_set=None, every=5, **recipe):
         model, meta = load_checkpoint(BASE)
         self.root = root
         self.predictor = Predictor(model, {"round": 0})
@@ -29,10 +34,11 @@ class Setup:
         self.history = History(root / "rounds" / "local" / "rounds.jsonl", lock=self.store.lock)
         train, test = mnist_small
         self.worker = RetrainWorker(
-            store=self.store, predictor=self.predictor, history=self.history, mnist_test=test,
+            store=self.store, predictor=self.predictor, history=self.history,
             training_set=training_set or mixed_training_set(self.store, train, replay=1024),
+            eval_sets=standard_eval_sets(self.store, test), every=every,
             # these tests are about the rounds' mechanics: a wide gate, unless a test is about the gate
-            **{"every": 5, "steps": 30, "gate_margin": 5.0, **worker_args})
+            recipe=Recipe(**{"steps": 30, "gate_margin": 5.0, **recipe}))
 
     def flag(self, n, start=0):
         """n fooling flags, one at a time as people make them: the worker sees each before the next."""
@@ -50,7 +56,7 @@ def test_a_round_starts_after_n_flags_and_its_model_is_swapped_in(tmp_path, mnis
     s = Setup(tmp_path, mnist_small)
     s.worker.start()
     s.settle()
-    assert [r["status"] for r in s.history.records] == ["base"]
+    assert [r.status for r in s.history.records] == ["base"]
     s.flag(4)
     s.settle()
     assert len(s.history.records) == 1 and s.worker.until_next_round() == 1  # four flags: no round yet
@@ -58,17 +64,18 @@ def test_a_round_starts_after_n_flags_and_its_model_is_swapped_in(tmp_path, mnis
     s.settle()
     s.worker.stop()
     record = s.history.records[-1]
-    assert (record["round"], record["status"]) == (1, "promoted")
-    assert record["train_adversarial"] == 4 and record["adversarial_size"] == 1
-    assert 0.9 <= record["mnist_top1"] <= 1
+    assert (record.round, record.status) == (1, "promoted")
+    assert record.trained_on["adversarial"] == 4 and record.metrics.get(ADVERSARIAL).size == 1
+    assert 0.9 <= record.metrics.top1(MNIST) <= 1
     assert s.predictor.current[1]["round"] == 1
-    assert record["checkpoint"] == "local/round-0001.safetensors"
-    model, meta = load_checkpoint(tmp_path / "rounds" / record["checkpoint"])
-    assert meta.round == 1 and meta.metrics["mnist_top1"] == record["mnist_top1"]
+    assert record.checkpoint == "local/round-0001.safetensors"
+    model, meta = load_checkpoint(tmp_path / "rounds" / record.checkpoint)
+    assert meta.round == 1 and meta.metrics == record.metrics and meta.created == record.created
     assert meta.trained_on["adversarial"] == 4
+    assert meta.recipe == record.recipe and meta.recipe["steps"] == 30 and meta.recipe["seed"] == 1  # seed + round
     status = s.worker.status()
-    assert status["round"] == 1 and status["until_next_round"] == 5 and status["examples"]["this_round"] == 0
-    assert [h["status"] for h in status["history"]] == ["base", "promoted"]
+    assert status.round == 1 and status.until_next_round == 5 and status.examples.this_round == 0
+    assert [h.status for h in status.history] == ["base", "promoted"]
 
 
 def test_a_failed_round_keeps_the_old_model_and_the_next_flag_retries(tmp_path, mnist_small, caplog):
@@ -86,23 +93,23 @@ def test_a_failed_round_keeps_the_old_model_and_the_next_flag_retries(tmp_path, 
     model_before = s.predictor.current[0]
     s.flag(2)
     s.settle()
-    assert s.history.records[-1]["status"] == "failed"
-    assert "replay data unavailable" in s.history.records[-1]["error"]
+    assert s.history.records[-1].status == "failed"
+    assert "replay data unavailable" in s.history.records[-1].error
     assert s.predictor.current[0] is model_before and s.predictor.current[1]["round"] == 0
-    assert "replay data unavailable" in s.worker.status()["last_error"]
+    assert "replay data unavailable" in s.worker.status().last_error
     assert "retrain round failed" in caplog.text
     s.flag(1, start=30)  # the next trigger tries again
     s.settle()
     s.worker.stop()
-    assert s.history.records[-1]["status"] == "promoted" and s.predictor.current[1]["round"] > 0
-    assert s.worker.status()["last_error"] is None
+    assert s.history.records[-1].status == "promoted" and s.predictor.current[1]["round"] > 0
+    assert s.worker.status().last_error is None
 
 
 def test_the_gate_refuses_a_model_that_forgets_mnist(tmp_path, mnist_small):
     def shuffled_labels():
         train = mnist_small[0]
         x, y = train.tensors()
-        return x, torch.randperm(10, generator=torch.Generator().manual_seed(0))[y], {"adversarial": 0, "replay": 0}
+        return TrainingSet(x, torch.randperm(10, generator=torch.Generator().manual_seed(0))[y], {"adversarial": 0})
 
     s = Setup(tmp_path, mnist_small, training_set=shuffled_labels, every=2, steps=40, lr=3e-3, gate_margin=1.0)
     s.worker.start()
@@ -112,9 +119,9 @@ def test_the_gate_refuses_a_model_that_forgets_mnist(tmp_path, mnist_small):
     s.settle()
     s.worker.stop()
     record = s.history.records[-1]
-    assert record["status"] == "rejected"
-    assert record["mnist_top1"] < record["serving_mnist_top1"] - 0.01
-    assert "checkpoint" not in record and not list((tmp_path / "rounds").rglob("*.safetensors"))
+    assert record.status == "rejected" and record.reason.startswith("MNIST ") and " < serving " in record.reason
+    assert record.metrics.top1(MNIST) < record.baseline.top1(MNIST) - 0.01
+    assert record.checkpoint is None and not list((tmp_path / "rounds").rglob("*.safetensors"))
     assert s.predictor.current[0] is model_before
     assert s.worker.until_next_round() == 2  # counting starts again from the rejected round
 
@@ -127,17 +134,18 @@ def test_a_restart_resumes_the_promoted_model_history_and_counts(tmp_path, mnist
     s.settle()
     s.worker.stop()
     promoted = s.history.records[-1]
-    assert promoted["status"] == "promoted"
+    assert promoted.status == "promoted"
 
     history = History(tmp_path / "rounds" / "local" / "rounds.jsonl")
+    assert history.records == s.history.records  # read back as written
     model, meta = load_serving(history, BASE)
-    assert meta["round"] == promoted["round"]
+    assert meta["round"] == promoted.round
     x = torch.rand(3, 1, 28, 28)
     assert torch.allclose(model(x), s.predictor.current[0](x))
     again = Setup(tmp_path, mnist_small, every=3)
     assert again.store.counts().total == 4
     assert again.worker.until_next_round() == 2
-    assert [r["status"] for r in again.history.records] == ["base", "promoted"]
+    assert [r.status for r in again.history.records] == ["base", "promoted"]
 
 
 def test_a_new_replica_carries_on_from_the_newest_promoted_history(tmp_path):
@@ -153,7 +161,7 @@ def test_a_new_replica_carries_on_from_the_newest_promoted_history(tmp_path):
                     {"round": 2, "status": "rejected", "flags_total": 20, "started": "2026-01-04T00:00:00+00:00"}])
     history = History(tmp_path / "mine" / "rounds.jsonl")
     assert history.adopt_latest()
-    assert history.serving()["checkpoint"] == "newer/round-0001.safetensors" and history.next_round() == 3
+    assert history.serving().checkpoint == "newer/round-0001.safetensors" and history.next_round() == 3
     assert History(tmp_path / "mine" / "rounds.jsonl").records == history.records  # written down
     assert not history.adopt_latest()  # a replica with a history of its own keeps it
 
@@ -162,10 +170,32 @@ def test_history_skips_a_torn_line(tmp_path):
     path = tmp_path / "rounds.jsonl"
     path.write_text(json.dumps({"round": 0, "status": "base", "flags_total": 0}) + "\n" + '{"round": 1, "sta')
     history = History(path)
-    assert [r["round"] for r in history.records] == [0] and history.next_round() == 1
+    assert [r.round for r in history.records] == [0] and history.next_round() == 1
 
 
-@pytest.mark.parametrize("bad", [{"every": 0}, {"gate_margin": -1}])
+def test_a_history_written_in_the_first_layout_resumes(tmp_path):
+    """rounds.jsonl files already on disks and on the Hub: flat metrics, flags_total, train_adversarial."""
+    path = tmp_path / "rounds.jsonl"
+    rows = [{"round": 0, "status": "base", "started": "2026-11-01T00:00:00+00:00", "seconds": 0, "flags_total": 0,
+             "mnist_top1": 0.992, "mnist_dataset": "mnist-sample-5k/test", "adversarial_top1": None,
+             "adversarial_size": 0},
+            {"round": 1, "status": "promoted", "started": "2026-11-01T01:00:00+00:00", "flags_total": 10,
+             "train_adversarial": 8, "replay": 2048, "serving_mnist_top1": 0.992, "error_rate": 0.5,
+             "mnist_top1": 0.989, "mnist_dataset": "mnist-sample-5k/test", "adversarial_top1": 0.5,
+             "adversarial_size": 2, "checkpoint": "r/round-0001.safetensors", "created": "2026-11-01T01:00:09+00:00",
+             "seconds": 7.5}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    history = History(path)
+    serving = history.serving()
+    assert (serving.round, serving.checkpoint, serving.examples_added) == (1, "r/round-0001.safetensors", 10)
+    assert serving.metrics.top1(MNIST) == 0.989 and serving.metrics.get(ADVERSARIAL).size == 2
+    assert serving.baseline.top1(MNIST) == 0.992 and serving.trained_on == {"adversarial": 8, "replay": 2048}
+    assert history.added_at_last_round() == 10 and history.next_round() == 2
+    history.append(RoundRecord(round=2, status="rejected", started="2026-11-02T00:00:00+00:00", examples_added=20))
+    assert [r.round for r in History(path).records] == [0, 1, 2]  # the old lines and the new one, side by side
+
+
+@pytest.mark.parametrize("bad", [{"every": 0}, {"gate_margin": -1}, {"steps": 0}])
 def test_bad_worker_arguments_are_named(tmp_path, mnist_small, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         Setup(tmp_path, mnist_small, **bad)

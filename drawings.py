@@ -1,6 +1,7 @@
 """Hand-style digits drawn as pen strokes, the way a person draws them on the canvas.
 
-Used by the tests, the benchmarks and the browser test (which replays the same strokes with the mouse).
+Used by the tests, the benchmarks and the browser test (which replays the same strokes with the mouse); it is not
+part of the app, which never imports it.
 """
 from __future__ import annotations
 

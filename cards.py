@@ -1,0 +1,147 @@
+"""What the Hub shows people: the dataset card and the model card.
+
+Links point at real places: the blog post Outwit grew from, the Space that collected the data when the app runs on
+one (Spaces set `SPACE_ID`), and the dataset repo a model was trained on. Where an address is not known, the card
+names the thing without a link rather than link to a placeholder.
+"""
+from __future__ import annotations
+
+import json
+
+from checkpoints import HUB_CODE, HUB_CONFIG, HUB_WEIGHTS, CheckpointMeta
+from metrics import ADVERSARIAL, MNIST
+
+HUB = "https://huggingface.co"
+BLOG_POST = "https://huggingface.co/blog/mnist-adversarial"
+DEFAULT_LICENSE = "cc-by-4.0"
+
+
+def _outwit(endpoint: str | None, space_id: str | None) -> str:
+    """"Outwit", linked to the Space it runs in when that is known."""
+    return f"[Outwit]({(endpoint or HUB).rstrip('/')}/spaces/{space_id})" if space_id else "Outwit"
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+DATASET_CARD = """---
+license: {license}
+task_categories:
+- image-classification
+pretty_name: Outwit adversarial digits
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: "adversarial/train/**"
+  - split: test
+    path: "adversarial/test/**"
+---
+# Outwit: handwritten digits that fooled a model
+
+Collected with {outwit}, an app for dynamic adversarial data collection (the idea of the blog post
+["How to train your model dynamically using adversarial data"]({blog})): people draw a digit, a CNN trained on
+MNIST guesses it, and the drawings it gets wrong are saved here with the digit the person drew.
+
+## Fields
+
+| field | meaning |
+| --- | --- |
+| `image` | the drawing as drawn: dark ink on white |
+| `input` | the 28×28 MNIST-style image the model saw (white ink on black) |
+| `label` | the digit the person drew (0–9): the true label |
+| `guess` | the digit the model said, and `confidence` its probability |
+| `round` | the round of the model that was fooled (0: the base model) |
+| `split` | `train`, or `test`: one in five examples is held out as the adversarial test set and never trained on |
+| `created` | when it was saved (UTC) |
+| `session` | a short hash of the visitor's session, to group one visitor's examples |
+| `user` | the name a signed-in visitor saved it under, if any |
+| `id`, `seq`, `shard` | the example's id, its place among its shard's additions, and the app replica that wrote it |
+
+## Load it
+
+```python
+import datasets
+ds = datasets.load_dataset("{repo_id}")
+ds["train"][0]["image"], ds["train"][0]["label"]
+```
+
+Or, after `hf download {repo_id} --repo-type dataset --local-dir outwit`:
+`datasets.load_dataset("imagefolder", data_dir="outwit/adversarial")`.
+
+`rounds/<replica>/rounds.jsonl` records each retraining round (accuracies, promoted or not, the recipe) and
+`rounds/<replica>/round-NNNN.safetensors` are the promoted models: safetensors files whose metadata describes them
+(load one with Outwit's `checkpoints.load`, or its weights with `safetensors.torch.load_file`).
+"""
+
+
+def dataset_card(repo_id: str, *, endpoint: str | None = None, space_id: str | None = None) -> str:
+    return DATASET_CARD.format(repo_id=repo_id, outwit=_outwit(endpoint, space_id), blog=BLOG_POST,
+                               license=DEFAULT_LICENSE)
+
+
+MODEL_CARD = """---
+library_name: pytorch
+tags:
+- image-classification
+- mnist
+- adversarial
+- dynamic-adversarial-data-collection
+---
+# Outwit digit model, round {round}
+
+A `{arch}` network ({arch_args}) that reads handwritten digits, retrained by {outwit} on drawings that fooled its
+earlier rounds (dynamic adversarial data collection, after the blog post
+["How to train your model dynamically using adversarial data"]({blog})).
+
+| | |
+| --- | --- |
+| round | {round} |
+| accuracy on MNIST (`{mnist_dataset}`, {mnist_size}) | {mnist_top1} |
+| accuracy on held-out adversarial examples ({adversarial_size}) | {adversarial_top1} |
+| trained on | {trained_on} |
+| recipe | {recipe} |
+| made | {created} |
+
+`{weights}` is the latest promoted round, `{config}` describes it (architecture, round, metrics, data, recipe)
+and `{code}` holds the networks; `rounds/round-NNNN-<replica>.safetensors` keeps each round.
+
+## Load it
+
+Needs only `torch`, `safetensors` and `huggingface_hub`:
+
+```python
+import json, sys
+from huggingface_hub import snapshot_download
+from safetensors.torch import load_file
+
+folder = snapshot_download("{repo_id}")
+sys.path.insert(0, folder)
+import model as outwit_networks  # the model.py of this repo
+
+config = json.load(open(f"{{folder}}/{config}"))
+net = outwit_networks.build_model(config["arch"], **config["arch_args"]).eval()
+net.load_state_dict(load_file(f"{{folder}}/{weights}"))
+```
+
+Inputs are (N, 1, 28, 28) floats in [0, 1], white ink on black, centred by mass in a 20-px box as MNIST's digits
+are (Outwit's `preprocess.preprocess(drawing)` makes them from a drawing); the output is 10 logits.
+"""
+
+
+def model_card(repo_id: str, meta: CheckpointMeta, *, endpoint: str | None = None, space_id: str | None = None,
+               dataset_repo: str | None = None) -> str:
+    mnist, adversarial = meta.metrics.get(MNIST), meta.metrics.get(ADVERSARIAL)
+    trained_on = json.dumps(meta.trained_on)
+    if dataset_repo:
+        trained_on += f"; examples from [{dataset_repo}]({(endpoint or HUB).rstrip('/')}/datasets/{dataset_repo})"
+    return MODEL_CARD.format(
+        repo_id=repo_id, round=meta.round, arch=meta.arch, arch_args=json.dumps(meta.arch_args),
+        outwit=_outwit(endpoint, space_id), blog=BLOG_POST,
+        mnist_dataset=mnist.dataset if mnist else "not measured",
+        mnist_size=f"{mnist.size:,} images" if mnist and mnist.size else "size not recorded",
+        mnist_top1=_percent(mnist.top1 if mnist else None),
+        adversarial_size=f"{adversarial.size if adversarial and adversarial.size else 0} examples",
+        adversarial_top1=_percent(adversarial.top1 if adversarial else None), trained_on=trained_on,
+        recipe=json.dumps(meta.recipe), created=meta.created, weights=HUB_WEIGHTS, config=HUB_CONFIG, code=HUB_CODE)

@@ -1,0 +1,91 @@
+"""What the page talks to, started once: the store, the serving model, the retrain worker, the Hub sync and the
+model publisher; and the one status they make together (`/status` is its JSON)."""
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from dataclasses import asdict, dataclass
+
+import data
+from config import Config
+from flagging import AdversarialFlagger, AdversarialStore
+from history import History
+from hub import HubLink, SyncStatus, hub_api, restore_or_none, sync_status
+from publish import ModelPublisher, PublishStatus, fetch_published
+from retrain import RetrainWorker, WorkerStatus, load_serving, mixed_training_set, standard_eval_sets
+from rounds import Recipe
+from serving import Predictor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    worker: WorkerStatus
+    sync: SyncStatus
+    models: PublishStatus | None  # None: rounds are not published
+
+    def to_json(self) -> dict:
+        """The worker's figures at the top level; the dataset sync, with the model publishing in it, under "sync"."""
+        return {**asdict(self.worker),
+                "sync": {**asdict(self.sync), "models": asdict(self.models) if self.models else None}}
+
+
+@dataclass
+class Services:
+    config: Config
+    predictor: Predictor
+    store: AdversarialStore
+    worker: RetrainWorker
+    flagger: AdversarialFlagger
+    hub: HubLink | None = None  # None: local only
+    publisher: ModelPublisher | None = None  # None: rounds are not published
+
+    def status(self) -> AppStatus:
+        return AppStatus(worker=self.worker.status(), sync=sync_status(self.config, self.store, self.hub),
+                         models=self.publisher.status() if self.publisher else None)
+
+    def stop(self) -> None:
+        self.worker.stop()
+        if self.publisher:
+            self.publisher.stop()
+        if self.hub:
+            self.hub.stop()
+
+
+def start_services(config: Config) -> Services:
+    """Resume: examples and rounds from the Hub (when configured) and disk, the latest promoted model; start the
+    retrain worker and the Hub sync."""
+    shard = _plain(config.replica or f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}")
+    api = hub_api(config) if config.hub_sync else None
+    restored = restore_or_none(api, config.dataset_repo, config.data_dir) if api else None
+    store = AdversarialStore(config.store_dir, shard=shard, holdout_every=config.holdout_every)
+    history = History(config.rounds_dir / shard / "rounds.jsonl", lock=store.lock)
+    history.adopt_latest()
+    publisher = None
+    if config.model_publishing:
+        model_api = api or hub_api(config)
+        published = fetch_published(model_api, config.model_repo)
+        if published:
+            history.adopt_model(*published, source=f"model repo {config.model_repo}",
+                                examples_added=store.counts().added)
+        links = {"endpoint": config.hub_endpoint or None, "space_id": config.space_id or None,
+                 "dataset_repo": config.dataset_repo or None}
+        publisher = ModelPublisher(api=model_api, repo_id=config.model_repo, shard=shard, every=config.sync_every,
+                                   card_links=links).start()
+    model, meta = load_serving(history, config.model_path)
+    predictor = Predictor(model, meta)
+    hub = HubLink(config=config, store=store, api=api, restored=restored).start() if api else None
+    mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
+    mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
+    worker = RetrainWorker(store=store, predictor=predictor, history=history,
+                           training_set=mixed_training_set(store, mnist_train),
+                           eval_sets=standard_eval_sets(store, mnist_test),
+                           recipe=Recipe(steps=config.round_steps, gate_margin=config.gate_margin),
+                           every=config.retrain_every, on_promoted=publisher.publish if publisher else None).start()
+    return Services(config, predictor, store, worker, AdversarialFlagger(store), hub, publisher)
+
+
+def _plain(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-") or "replica"
