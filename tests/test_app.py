@@ -19,6 +19,7 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
     config = Config(data_dir=root / "data", retrain_every=10, round_steps=40, mnist_data="sample")
     services = start_services(config)
+    assert services.worker.wait_idle(60)  # the base model measured, as a visitor's first page shows it
     demo = app.build_demo(config, services)
     _, url, _ = demo.queue().launch(server_port=None, prevent_thread_lock=True, quiet=True,
                                     allowed_paths=[str(config.data_dir)])
