@@ -150,9 +150,9 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
                       request.session_hash if request else None], username=request.username if request else None)
         worker.record_attempt(fooled=True)
         worker.notify()
-        examples, until_next = worker.status().examples, worker.until_next_round()
-        return (f"Saved: you drew {digit}, the model said {guess}. {examples.this_round} this round, "
-                f"{examples.total} in all; {until_next} more until the next retrain.")
+        now = worker.status()
+        return (f"Saved: you drew {digit}, the model said {guess}. {now.examples.this_round} this round, "
+                f"{now.examples.total} in all; {now.until_next_round} more until the next retrain.")
 
     def status() -> dict:
         """Round, accuracies, counts, examples until the next round and the Hub sync state, as JSON."""

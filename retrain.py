@@ -142,23 +142,27 @@ class RetrainWorker:
         return self._idle.wait(timeout)
 
     def until_next_round(self) -> int:
-        return max(0, self.every - self._added_this_round())
+        return self._until_next(self._added_this_round(self.store.counts().added))
 
-    def _added_this_round(self) -> int:
-        return self.store.counts().added - self.history.added_at_last_round()
+    def _added_this_round(self, added: int) -> int:
+        return added - self.history.added_at_last_round()
+
+    def _until_next(self, this_round: int) -> int:
+        return max(0, self.every - this_round)
 
     def status(self) -> WorkerStatus:
         serving = self.history.serving()
         metrics = serving.metrics if serving else Metrics()
         counts = self.store.counts()
+        this_round = self._added_this_round(counts.added)
         with self._lock:
             attempts, flags, training, error = self._attempts, self._flags, self._training, self._last_error
         return WorkerStatus(
             round=serving.round if serving else 0, mnist=metrics.get(MNIST), adversarial=metrics.get(ADVERSARIAL),
             examples=ExampleCounts(total=counts.total, train=counts.train, test=counts.test,
-                                   this_round=self._added_this_round(),
+                                   this_round=this_round,
                                    per_digit={str(d): n for d, n in counts.per_digit.items()}),
-            until_next_round=self.until_next_round(), retrain_every=self.every,
+            until_next_round=self._until_next(this_round), retrain_every=self.every,
             error_rate=ErrorRate(flags, attempts, round(flags / attempts, 4) if attempts else None),
             training=training, last_error=error,
             history=[RoundSummary(r.round, r.status, r.metrics.get(MNIST), r.metrics.get(ADVERSARIAL),

@@ -59,7 +59,7 @@ def test_the_same_recipe_gives_the_same_model(base, sets):
                                                      other.model.state_dict().values()))
 
 
-def test_a_recorded_baseline_is_used_only_for_the_same_data_set(base, sets, monkeypatch):
+def test_a_recorded_baseline_is_used_only_for_the_same_data_set(base, sets):
     training, eval_sets = sets
     recorded = Metrics({MNIST: Accuracy("mnist-sample-5k/test", 1000, 0.5)})
     assert run_round(base, training, eval_sets, Recipe(steps=1), baseline=recorded).baseline.top1(MNIST) == 0.5
