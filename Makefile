@@ -24,9 +24,10 @@ $(PYTHON):
 	python3 -m venv $(VENV)
 
 # pip finds the pinned torch and torchvision wheels on the build machines' disk (see requirements.txt).
-$(VENV)/.installed: requirements.txt | $(PYTHON)
+$(VENV)/.installed: requirements.txt requirements-attacks.txt | $(PYTHON)
 	$(PIP) install -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
-	$(PYTHON) -c "import torch, torchvision, gradio, mlxtend, safetensors"
+	$(PIP) install --no-deps -r requirements-attacks.txt
+	$(PYTHON) -c "import torch, torchvision, gradio, mlxtend, safetensors, scipy, torchattacks"
 	touch $@
 
 $(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed

@@ -19,39 +19,11 @@ from metrics import Accuracy
 from preprocess import EmptyDrawingError
 from publish import PublishStatus
 from services import AppStatus, Services, start_services
+from attack_tab import machine_adversary_tab
+from ui import SELECT_BRUSH_JS, clear_canvas_js, sketchpad, user_error
 
 log = logging.getLogger(__name__)
-CANVAS = 280  # px; with BRUSH_RADIUS a digit drawn over most of the canvas gets MNIST-like strokes
-BRUSH_RADIUS = 9
-
-# The Sketchpad opens with no tool selected ("select the draw tool to start"); pick the brush for the visitor.
-SELECT_BRUSH_JS = """
-() => {
-  const pick = () => {
-    const button = document.querySelector('#sketchpad button[aria-label="Brush"]');
-    if (!button) return false;
-    button.click();
-    return true;
-  };
-  const timer = setInterval(() => { if (pick()) clearInterval(timer); }, 100);
-  setTimeout(() => clearInterval(timer), 20000);
-}
-"""
-
-CLEAR_CANVAS_JS = """
-() => {
-  document.querySelector('#sketchpad button[aria-label="Clear canvas"]')?.click();
-  setTimeout(() => document.querySelector('#sketchpad button[aria-label="Brush"]')?.click(), 150);
-}
-"""
-
-
 # ---------------------------------------------------------------------------------------------- handlers
-def user_error(message: str) -> gr.Error:
-    """The visitor's mistake: shown to them, nothing changed, no traceback in the server log."""
-    return gr.Error(message, print_exception=False)
-
-
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
@@ -108,6 +80,19 @@ def accuracy_frame(status: AppStatus) -> pd.DataFrame:
 def digits_frame(status: AppStatus) -> pd.DataFrame:
     per_digit = status.worker.examples.per_digit
     return pd.DataFrame({"digit": list(per_digit), "examples": list(per_digit.values())})
+
+
+def drawing_tab():
+    with gr.Row():
+        with gr.Column():
+            sketch = sketchpad("sketchpad", "Draw a digit")
+            clear = gr.Button("Clear", elem_id="clear")
+        with gr.Column():
+            guess = gr.Label(num_top_classes=3, label="The model's guess", elem_id="guess")
+            digit = gr.Radio([(str(d), d) for d in range(10)], label="The digit you drew", elem_id="digit")
+            save = gr.Button("The model was wrong: save it", variant="primary", elem_id="save")
+            message = gr.Markdown(elem_id="flag-message")
+    return sketch, clear, guess, digit, save, message
 
 
 def build_demo(config: Config, services: Services) -> gr.Blocks:
@@ -168,18 +153,11 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         judged = gr.State(False)
         gr.Markdown("# Outwit\nDraw a digit the model gets wrong. When it is fooled, pick the right digit and save "
                     "the drawing: every few saves, the model retrains on them.")
-        with gr.Row():
-            with gr.Column():
-                sketch = gr.Sketchpad(
-                    elem_id="sketchpad", label="Draw a digit", canvas_size=(CANVAS, CANVAS), type="numpy",
-                    brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
-                    layers=False, transforms=())
-                clear = gr.Button("Clear", elem_id="clear")
-            with gr.Column():
-                guess = gr.Label(num_top_classes=3, label="The model's guess", elem_id="guess")
-                digit = gr.Radio([(str(d), d) for d in range(10)], label="The digit you drew", elem_id="digit")
-                save = gr.Button("The model was wrong: save it", variant="primary", elem_id="save")
-                message = gr.Markdown(elem_id="flag-message")
+        with gr.Tabs():
+            with gr.Tab("Fool it by drawing", id="draw"):
+                sketch, clear, guess, digit, save, message = drawing_tab()
+            with gr.Tab("Machine adversary", id="machine", elem_id="machine-tab") as machine_tab:
+                saved_attack = machine_adversary_tab(services)
         with gr.Group():
             summary = gr.Markdown(elem_id="summary")
             with gr.Row():
@@ -197,14 +175,16 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
                       show_progress="hidden", queue=False)
         sketch.clear(finish_attempt, judged, [guess, judged], api_visibility="private")
         # The Sketchpad's own "Clear canvas" keeps the brush ready (setting its value to None would not).
-        clear.click(None, js=CLEAR_CANVAS_JS)
+        clear.click(None, js=clear_canvas_js("sketchpad"))
         save.click(flag, [sketch, digit], message, api_name="flag", queue=False).success(
             lambda: (None, None, False), None, [guess, digit, judged], api_visibility="private").then(
-            None, js=CLEAR_CANVAS_JS).then(panel, None, panel_outputs, api_visibility="private")
+            None, js=clear_canvas_js("sketchpad")).then(panel, None, panel_outputs, api_visibility="private")
+        saved_attack.success(panel, None, panel_outputs, api_visibility="private")
         gr.api(status, api_name="status", queue=False)
         gr.Timer(5.0).tick(panel, None, panel_outputs, api_visibility="private", show_progress="hidden")
         demo.load(panel, None, panel_outputs, api_visibility="private")
         demo.load(None, js=SELECT_BRUSH_JS)
+        machine_tab.select(None, js=SELECT_BRUSH_JS)
         flagger.setup([sketch, digit], str(config.store_dir))
     return demo
 

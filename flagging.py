@@ -40,6 +40,7 @@ SPLITS = ("train", "test")
 
 
 MAX_USER_NAME = 40
+DRAWN = "drawn"  # a row's `source` when a person drew it; a machine adversary's rows name their attack
 
 
 @dataclass(frozen=True)
@@ -87,33 +88,39 @@ class AdversarialStore:
     def add(self, drawing: Any, *, label: int, guess: int, confidence: float, model_round: int,
             session: str | None = None, user: str | None = None) -> dict:
         """Save one fooling drawing; returns its row. Raises EmptyDrawingError / ValueError before writing."""
-        if not 0 <= int(label) <= 9:
-            raise ValueError(f"label={label!r} must be a digit 0-9")
+        _check_label(label)
         user = _user_name(user)
         model_input = preprocess(drawing)  # (1, 28, 28); raises on an empty canvas before anything is written
         drawn = Image.fromarray(255 - ink_image(drawing), mode="L")
+        return self._write(drawn, _input_image(model_input), dict(
+            label=int(label), guess=int(guess), confidence=round(float(confidence), 4), round=int(model_round),
+            source=DRAWN, session=_hash_session(session), user=user))
+
+    def add_input(self, model_input: np.ndarray, *, source: str, label: int, guess: int, confidence: float,
+                  model_round: int, session: str | None = None, user: str | None = None) -> dict:
+        """Save a model input made by a machine adversary (e.g. `source="pgd-40x1@0.1"`) as an example."""
+        _check_label(label)
+        user = _user_name(user)
+        if model_input.shape != (28, 28) or model_input.dtype != np.uint8:
+            raise ValueError(f"model_input must be a (28, 28) uint8 image, not {model_input.shape} {model_input.dtype}")
+        if not source or source == DRAWN:
+            raise ValueError(f"source={source!r} must name the attack that made the input")
+        image = Image.fromarray(model_input, mode="L")
+        return self._write(Image.fromarray(255 - model_input, mode="L"), image, dict(
+            label=int(label), guess=int(guess), confidence=round(float(confidence), 4), round=int(model_round),
+            source=source, session=_hash_session(session), user=user))
+
+    def _write(self, drawn: Image.Image, model_input: Image.Image, fields: dict) -> dict:
         example_id = uuid.uuid4().hex
         with self.lock:
             seq = self._mine
             split = "test" if seq % self.holdout_every == self.holdout_every - 1 else "train"
             folder = self.root / split / self.shard
-            row = {
-                "id": example_id,
-                "seq": seq,
-                "file_name": f"images/{example_id}.png",
-                "input_file_name": f"inputs/{example_id}.png",
-                "label": int(label),
-                "guess": int(guess),
-                "confidence": round(float(confidence), 4),
-                "round": int(model_round),
-                "split": split,
-                "created": utc_now("microseconds"),
-                "session": _hash_session(session),
-                "user": user,
-                "shard": self.shard,
-            }
+            row = {"id": example_id, "seq": seq, "file_name": f"images/{example_id}.png",
+                   "input_file_name": f"inputs/{example_id}.png", **fields, "split": split,
+                   "created": utc_now("microseconds"), "shard": self.shard}
             _write_png(folder / row["file_name"], drawn)
-            _write_png(folder / row["input_file_name"], _input_image(model_input))
+            _write_png(folder / row["input_file_name"], model_input)
             append_jsonl(folder / "metadata.jsonl", row)
             self._rows.append(row)
             self._added += 1
@@ -150,19 +157,29 @@ class AdversarialStore:
         return inputs, torch.tensor([r["label"] for r in rows], dtype=torch.int64)
 
 
-def _user_name(user: str | None) -> str | None:
-    """A name as a person gave it, trimmed; None when none was given. Refused if it could not be shown as is."""
+def _check_label(label: Any) -> None:
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= int(label) <= 9:
+        raise ValueError(f"label={label!r} must be a digit 0-9")
+
+
+def _user_name(user: str | None) -> str:
+    """A name as a person gave it, trimmed; "" when none was given. Refused if it could not be shown as is.
+
+    Never None: `datasets` infers each split's column types from its first rows and refuses splits that differ,
+    so a split whose first rows had no name (null) and one with names (string) would not load together.
+    """
     if user is None or not str(user).strip():
-        return None
+        return ""
     name = " ".join(str(user).split())
     if len(name) > MAX_USER_NAME or not name.isprintable():
         raise ValueError(f"user={user!r} must be at most {MAX_USER_NAME} printable characters")
     return name
 
 
-def _hash_session(session: str | None) -> str | None:
-    """A session id is kept only as a short hash: enough to group one visitor's examples, not to trace them."""
-    return hashlib.sha256(session.encode()).hexdigest()[:16] if session else None
+def _hash_session(session: str | None) -> str:
+    """A session id is kept only as a short hash: enough to group one visitor's examples, not to trace them;
+    "" when there is none (never None, as for `_user_name`)."""
+    return hashlib.sha256(session.encode()).hexdigest()[:16] if session else ""
 
 
 def _input_image(model_input: torch.Tensor) -> Image.Image:

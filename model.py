@@ -9,6 +9,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -87,7 +88,74 @@ class CNN(nn.Module):
         return self.head(self.dropout(x))  # (B, 10) logits
 
 
-ARCHITECTURES: dict[str, tuple[type, type]] = {"seed": (SeedNet, SeedConfig), "cnn": (CNN, CNNConfig)}
+@dataclass(frozen=True)
+class ViTConfig:
+    """A small vision transformer: 4×4 patches (49 tokens and a class token), about 140k parameters."""
+
+    patch: int = 4
+    dim: int = 64
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: int = 2
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        if 28 % self.patch or self.dim % self.heads:
+            raise ValueError(f"patch={self.patch} must divide 28 and heads={self.heads} must divide dim={self.dim}")
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x):  # (B, T, D)
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # 3 × (B, H, T, D/H)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(b, t, d))
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm transformer block: attention, then an MLP, each added to the residual stream."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: int, dropout: float):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attention = SelfAttention(dim, heads, dropout)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(mlp_ratio * dim, dim), nn.Dropout(dropout))
+
+    def forward(self, x):  # (B, T, D)
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    def __init__(self, config: ViTConfig):
+        super().__init__()
+        self._config = config
+        tokens = (28 // config.patch) ** 2
+        self.norm = Normalize()
+        self.patches = nn.Conv2d(1, config.dim, kernel_size=config.patch, stride=config.patch)  # patch embedding
+        self.cls = nn.Parameter(torch.zeros(1, 1, config.dim))
+        self.position = nn.Parameter(torch.randn(1, tokens + 1, config.dim) * 0.02)
+        self.blocks = nn.Sequential(*(EncoderBlock(config.dim, config.heads, config.mlp_ratio, config.dropout)
+                                      for _ in range(config.depth)))
+        self.final_norm = nn.LayerNorm(config.dim)
+        self.head = nn.Linear(config.dim, 10)
+
+    def forward(self, x):  # (B, 1, 28, 28) in [0, 1]
+        x = self.patches(self.norm(x)).flatten(2).transpose(1, 2)  # (B, 49, D)
+        x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1) + self.position  # (B, 50, D)
+        x = self.final_norm(self.blocks(x))
+        return self.head(x[:, 0])  # (B, 10) logits from the class token
+
+
+ARCHITECTURES: dict[str, tuple[type, type]] = {
+    "seed": (SeedNet, SeedConfig), "cnn": (CNN, CNNConfig), "vit": (ViT, ViTConfig)}
 
 
 def build_model(arch: str, **arch_args: Any) -> nn.Module:

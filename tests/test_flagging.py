@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import flagging
@@ -32,7 +33,7 @@ def test_an_example_is_two_pngs_and_one_metadata_row(tmp_path):
     assert stored == row
     assert {"id", "seq", "file_name", "label", "guess", "confidence", "round", "split", "created", "session",
             "user", "shard"} <= set(row)
-    assert (row["label"], row["guess"], row["split"], row["seq"], row["user"]) == (8, 3, "train", 0, None)
+    assert (row["label"], row["guess"], row["split"], row["seq"], row["user"]) == (8, 3, "train", 0, "")
     assert "session-abc" not in (folder / "metadata.jsonl").read_text()  # only a hash of the session is kept
     assert row["session"] and len(row["session"]) == 16
 
@@ -69,7 +70,7 @@ def test_a_user_name_is_kept_apart_from_the_session_hash(tmp_path):
     callback.flag([draw_sketch(1), 7, 1, 0.55, 2, None], username="ada")
     first, second = store.rows()
     assert first["user"] == "Ada Lovelace" and first["session"] == flagging._hash_session("session-xyz")
-    assert second["user"] == "ada" and second["session"] is None  # a name is not a session
+    assert second["user"] == "ada" and second["session"] == ""  # a name is not a session
     for bad in ("x" * 41, "bell\x07"):
         with pytest.raises(ValueError, match="user="):
             add(store, user=bad)
@@ -176,3 +177,32 @@ def test_flag_callback_saves_through_the_store(tmp_path):
     assert callback.flag([draw_sketch(1), 7, 1, 0.55, 2, "sess"]) == 1
     [row] = store.rows()
     assert (row["label"], row["guess"], row["round"]) == (7, 1, 2)
+
+
+def test_a_machine_adversary_s_input_is_kept_exactly_beside_the_drawings(tmp_path):
+    import datasets
+    store = AdversarialStore(tmp_path / "adv", holdout_every=2)
+    drawn = add(store, digit=3, label=8)
+    attacked = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    row = store.add_input(attacked, source="pgd-40x1@0.1", label=4, guess=9, confidence=0.8, model_round=1,
+                          session="s", user="ada")  # named, while the first split's first row has no name
+    assert (drawn["source"], row["source"], row["split"], row["user"]) == ("drawn", "pgd-40x1@0.1", "test", "ada")
+    assert np.array_equal(np.asarray(Image.open(store.path_of(row, "input_file_name"))), attacked)  # bit for bit
+    inputs, labels = store.tensors([row])
+    assert torch.equal(inputs[0, 0], torch.from_numpy(attacked).float() / 255) and labels.tolist() == [4]
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(tmp_path / "adv"), cache_dir=str(tmp_path / "cache"))
+    assert loaded["test"][0]["source"] == "pgd-40x1@0.1" and loaded["test"][0]["input"].size == (28, 28)
+    assert loaded["train"][0]["source"] == "drawn"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"model_input": np.zeros((28, 28), np.float32)}, "uint8"), ({"model_input": np.zeros((20, 20), np.uint8)}, "28"),
+    ({"label": 10}, "label=10"), ({"label": "seven"}, "label='seven'"), ({"source": ""}, "source"),
+    ({"source": "drawn"}, "source"), ({"user": "x" * 41}, "user")])
+def test_a_bad_machine_example_is_refused_and_nothing_is_written(tmp_path, kwargs, message):
+    store = AdversarialStore(tmp_path)
+    args = {"model_input": np.zeros((28, 28), np.uint8), "source": "fgsm@0.1", "label": 3, "guess": 5,
+            "confidence": 0.5, "model_round": 0} | kwargs
+    with pytest.raises(ValueError, match=message):
+        store.add_input(args.pop("model_input"), **args)
+    assert store.counts().added == 0 and not any(tmp_path.rglob("*.png"))

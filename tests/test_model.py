@@ -11,7 +11,7 @@ from preprocess import EmptyDrawingError
 from serving import Predictor, inference_copy
 
 
-@pytest.mark.parametrize("arch", ["seed", "cnn"])
+@pytest.mark.parametrize("arch", ["seed", "cnn", "vit"])
 def test_networks_map_a_batch_to_ten_logits(arch):
     model = build_model(arch).eval()
     assert model(torch.rand(7, 1, 28, 28)).shape == (7, 10)
@@ -71,7 +71,7 @@ def test_swap_is_atomic_while_predictions_run():
     assert predictor.current[1] == {"round": 199}
 
 
-@pytest.mark.parametrize("arch", ["seed", "cnn"])
+@pytest.mark.parametrize("arch", ["seed", "cnn", "vit"])
 def test_serving_copy_computes_what_the_trained_model_computes(arch):
     model = build_model(arch)
     model.train()(torch.rand(32, 1, 28, 28))  # move BatchNorm's running statistics off their defaults
