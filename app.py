@@ -42,12 +42,20 @@ def summary_markdown(status: AppStatus) -> str:
         f"- Accuracy on MNIST ({mnist_name}): {_accuracy(mnist)}\n"
         f"- Accuracy on held-out adversarial examples ({adversarial.size if adversarial else 0} examples): "
         f"{_accuracy(adversarial)}\n"
+        f"{robust_line(worker.robust)}"
         f"- Model error rate this round: {rate.flags} fooled of {rate.attempts} drawings judged "
         f"({_percent(rate.rate)})\n"
         f"- Adversarial examples: {examples.total} in all ({examples.train} train, {examples.test} held out), "
         f"{examples.this_round} this round; **{worker.until_next_round}** more until the next retrain\n"
         f"- {sync_line(status.sync, status.models)}"
     )
+
+
+def robust_line(robust: Accuracy | None) -> str:
+    """The serving model under a gradient attack (measured by the worker on a fixed subset), when measured."""
+    if robust is None:
+        return ""
+    return f"- Accuracy under a gradient attack (`{robust.dataset}`): {_accuracy(robust)}\n"
 
 
 def sync_line(sync: SyncStatus, models: PublishStatus | None) -> str:
@@ -71,7 +79,8 @@ def accuracy_frame(status: AppStatus) -> pd.DataFrame:
     rows = []
     for record in status.worker.history:
         if record.status in ("base", "promoted"):
-            for name, accuracy in (("MNIST test", record.mnist), ("adversarial test", record.adversarial)):
+            for name, accuracy in (("MNIST test", record.mnist), ("adversarial test", record.adversarial),
+                                   ("MNIST under PGD", record.robust)):
                 if accuracy is not None and accuracy.top1 is not None:
                     rows.append({"round": record.round, "accuracy": accuracy.top1, "measured on": name})
     return pd.DataFrame(rows, columns=["round", "accuracy", "measured on"])

@@ -47,6 +47,9 @@ class Config:
     gate_margin: float = 1.0  # percentage points of MNIST test accuracy a new round may lose and still be promoted
     round_steps: int = 80  # fine-tuning steps per round
     gallery_size: int = 12  # latest fooling drawings shown
+    robust_eps: float = 0.1  # each round's robust accuracy: PGD-20 at this L∞ budget; 0: not measured
+    robust_size: int = 100  # MNIST test images that robust accuracy is measured on (a fixed subset)
+    round_attack_eps: float = 0.0  # > 0: a round also trains on PGD versions of the adversarial examples
     hf_token: Secret | None = None  # a Space secret; with dataset_repo, examples are synced to the Hub
     dataset_repo: str = ""  # e.g. "user/outwit-adversarial"; empty: local only
     model_repo: str = ""  # e.g. "user/outwit-model": promoted rounds are published there; empty: not published
@@ -63,6 +66,9 @@ class Config:
             ("gate_margin", 0 <= self.gate_margin <= 100, "from 0 to 100 (percentage points)"),
             ("round_steps", self.round_steps >= 1, "at least 1"),
             ("gallery_size", 0 <= self.gallery_size <= 100, "from 0 to 100"),
+            ("robust_eps", 0 <= self.robust_eps <= 1, "from 0 (off) to 1"),
+            ("robust_size", self.robust_size >= 1, "at least 1"),
+            ("round_attack_eps", 0 <= self.round_attack_eps <= 1, "from 0 (off) to 1"),
             ("mnist_data", self.mnist_data in DATA_SOURCES, f"one of {', '.join(DATA_SOURCES)}"),
             ("sync_every", self.sync_every > 0, "more than 0 (minutes)"),
             ("dataset_repo", not self.dataset_repo or _is_repo_id(self.dataset_repo), "empty or 'owner/name'"),
@@ -106,6 +112,7 @@ ENV = {
     "model_path": "MODEL_PATH", "data_dir": "DATA_DIR", "mnist_data": "MNIST_DATA", "host": "GRADIO_SERVER_NAME",
     "port": "GRADIO_SERVER_PORT", "retrain_every": "RETRAIN_EVERY", "holdout_every": "HOLDOUT_EVERY",
     "gate_margin": "GATE_MARGIN", "round_steps": "ROUND_STEPS", "gallery_size": "GALLERY_SIZE",
+    "robust_eps": "ROBUST_EPS", "robust_size": "ROBUST_SIZE", "round_attack_eps": "ROUND_ATTACK_EPS",
     "hf_token": "HF_TOKEN", "dataset_repo": "DATASET_REPO", "model_repo": "MODEL_REPO", "sync_every": "SYNC_EVERY",
     "hub_endpoint": "HF_ENDPOINT", "replica": "REPLICA_ID", "space_id": "SPACE_ID",
 }

@@ -12,6 +12,7 @@ from typing import Mapping
 
 MNIST = "mnist"  # the MNIST test split (its data set named in `Accuracy.dataset`)
 ADVERSARIAL = "adversarial"  # the held-out adversarial examples
+ROBUST = "robust"  # a fixed subset of the MNIST test split under PGD (the attack named in `Accuracy.dataset`)
 _LEGACY_SETS = {"mnist_test": MNIST}
 
 

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn as nn
 
 import checkpoints
 import data
+from attacks import Attack
 from flagging import AdversarialStore
 from history import History, RoundRecord
-from metrics import ADVERSARIAL, MNIST, Accuracy, Metrics
+from metrics import ADVERSARIAL, MNIST, ROBUST, Accuracy, Metrics
 from rounds import EvalSet, Recipe, RoundResult, TrainingSet, evaluate_sets, run_round
 from serving import Predictor
 from storage import utc_now
@@ -28,29 +30,48 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------- what a round gets
 def mixed_training_set(store: AdversarialStore, mnist_train: data.Digits, *, replay: int = 2048,
-                       adversarial_share: float = 0.25, seed: int = 0) -> Callable[[], TrainingSet]:
+                       adversarial_share: float = 0.25, seed: int = 0, attack: Attack | None = None,
+                       serving: Callable[[], nn.Module] | None = None) -> Callable[[], TrainingSet]:
     """All adversarial training examples, repeated to about `adversarial_share` of the set, plus `replay` MNIST
-    training images drawn at random (so MNIST accuracy holds). A function, so a caller can filter or add."""
+    training images drawn at random (so MNIST accuracy holds). A function, so a caller can filter or add.
+
+    With `attack` (and `serving`, the model to attack), each adversarial training example also comes as its PGD
+    version against the serving model, with the same label: the round learns the gradient's tricks too.
+    """
+    if attack is not None and serving is None:
+        raise ValueError("attack needs serving: the model whose gradients make the PGD examples")
     mnist_x, mnist_y = mnist_train.tensors()
     generator = torch.Generator().manual_seed(seed)
 
     def build() -> TrainingSet:
         adv_x, adv_y = store.tensors(store.rows("train"))
+        described = {}
+        if attack is not None and len(adv_y):
+            adv_x = torch.cat([adv_x, attack(serving(), adv_x, adv_y, generator)])
+            adv_y = torch.cat([adv_y, adv_y])
+            described = {"attacked": len(adv_y) // 2, "attack": attack.name}
         pick = torch.randperm(len(mnist_y), generator=generator)[:replay]
         repeat = max(1, round(adversarial_share / (1 - adversarial_share) * len(pick) / max(1, len(adv_y))))
         return TrainingSet(torch.cat([adv_x.repeat(repeat, 1, 1, 1), mnist_x[pick]]),
                            torch.cat([adv_y.repeat(repeat), mnist_y[pick]]),
-                           {"adversarial": len(adv_y), "replay": len(pick), "mnist": mnist_train.name})
+                           {"adversarial": len(adv_y) - described.get("attacked", 0), **described,
+                            "replay": len(pick), "mnist": mnist_train.name})
 
     return build
 
 
-def standard_eval_sets(store: AdversarialStore, mnist_test: data.Digits) -> Callable[[], dict[str, EvalSet]]:
-    """The MNIST test split, and the held-out adversarial examples as they are when the round runs."""
+def standard_eval_sets(store: AdversarialStore, mnist_test: data.Digits, *, robust: Attack | None = None,
+                       robust_size: int = 100) -> Callable[[], dict[str, EvalSet]]:
+    """The MNIST test split, the held-out adversarial examples as they are when the round runs, and with `robust`,
+    a fixed random subset of `robust_size` MNIST test images under that attack (the same subset every round)."""
     mnist = EvalSet.of(mnist_test)
+    sets = {MNIST: mnist}
+    if robust is not None:
+        pick = torch.randperm(len(mnist.labels), generator=torch.Generator().manual_seed(0))[:robust_size]
+        sets[ROBUST] = EvalSet(f"{mnist.dataset}, {len(pick)} images", mnist.inputs[pick], mnist.labels[pick], robust)
 
     def build() -> dict[str, EvalSet]:
-        return {MNIST: mnist, ADVERSARIAL: EvalSet("adversarial/test", *store.tensors(store.rows("test")))}
+        return {**sets, ADVERSARIAL: EvalSet("adversarial/test", *store.tensors(store.rows("test")))}
 
     return build
 
@@ -78,6 +99,7 @@ class RoundSummary:
     status: str
     mnist: Accuracy | None
     adversarial: Accuracy | None
+    robust: Accuracy | None
     train_adversarial: int | None
     seconds: float
     error_rate: float | None
@@ -88,6 +110,7 @@ class WorkerStatus:
     round: int
     mnist: Accuracy | None  # None until the serving model is measured
     adversarial: Accuracy | None
+    robust: Accuracy | None  # under PGD on a fixed subset of MNIST test; None when not measured
     examples: ExampleCounts
     until_next_round: int
     retrain_every: int
@@ -159,6 +182,7 @@ class RetrainWorker:
             attempts, flags, training, error = self._attempts, self._flags, self._training, self._last_error
         return WorkerStatus(
             round=serving.round if serving else 0, mnist=metrics.get(MNIST), adversarial=metrics.get(ADVERSARIAL),
+            robust=metrics.get(ROBUST),
             examples=ExampleCounts(total=counts.total, train=counts.train, test=counts.test,
                                    this_round=this_round,
                                    per_digit={str(d): n for d, n in counts.per_digit.items()}),
@@ -166,7 +190,7 @@ class RetrainWorker:
             error_rate=ErrorRate(flags, attempts, round(flags / attempts, 4) if attempts else None),
             training=training, last_error=error,
             history=[RoundSummary(r.round, r.status, r.metrics.get(MNIST), r.metrics.get(ADVERSARIAL),
-                                  r.trained_on.get("adversarial"), r.seconds, r.error_rate)
+                                  r.metrics.get(ROBUST), r.trained_on.get("adversarial"), r.seconds, r.error_rate)
                      for r in self.history.records])
 
     # ------------------------------------------------------------------ the thread

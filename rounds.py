@@ -16,6 +16,7 @@ import torch.nn as nn
 
 import data
 import trainer
+from attacks import Attack, robust_accuracy
 from metrics import MNIST, Accuracy, Metrics
 
 
@@ -55,6 +56,7 @@ class EvalSet:
     dataset: str  # the name shown beside its accuracy, e.g. "mnist-sample-5k/test"
     inputs: torch.Tensor  # (N, 1, 28, 28) in [0, 1]
     labels: torch.Tensor  # (N,) int64
+    attack: Attack | None = None  # measure robust accuracy: each input attacked first
 
     @classmethod
     def of(cls, digits: data.Digits) -> "EvalSet":
@@ -76,9 +78,16 @@ class RoundResult:
 
 
 def evaluate_sets(model: nn.Module, eval_sets: Mapping[str, EvalSet]) -> Metrics:
-    """Top-1 and top-5 accuracy on each set, by name; an empty set has no accuracy (None)."""
-    return Metrics({name: Accuracy.from_json(trainer.evaluate(model, s.inputs, s.labels, name=s.dataset))
-                    for name, s in eval_sets.items()})
+    """Top-1 and top-5 accuracy on each set, by name; an empty set has no accuracy (None). A set with an attack
+    gets its robust top-1, with the attack named after the data set."""
+    return Metrics({name: _evaluate(model, s) for name, s in eval_sets.items()})
+
+
+def _evaluate(model: nn.Module, s: EvalSet) -> Accuracy:
+    if s.attack is None:
+        return Accuracy.from_json(trainer.evaluate(model, s.inputs, s.labels, name=s.dataset))
+    top1 = robust_accuracy(model, s.inputs, s.labels, s.attack) if len(s.labels) else None
+    return Accuracy(dataset=f"{s.dataset} under {s.attack.name}", size=len(s.labels), top1=top1)
 
 
 def run_round(model: nn.Module, training_set: TrainingSet, eval_sets: Mapping[str, EvalSet], recipe: Recipe,

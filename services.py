@@ -8,6 +8,7 @@ import uuid
 from dataclasses import asdict, dataclass
 
 import data
+from attacks import Attack
 from config import Config
 from flagging import AdversarialFlagger, AdversarialStore
 from history import History
@@ -79,12 +80,21 @@ def start_services(config: Config) -> Services:
     hub = HubLink(config=config, store=store, api=api, restored=restored).start() if api else None
     mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
     mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
+    robust = robust_attack(config.robust_eps)
+    round_attack = robust_attack(config.round_attack_eps)
     worker = RetrainWorker(store=store, predictor=predictor, history=history,
-                           training_set=mixed_training_set(store, mnist_train),
-                           eval_sets=standard_eval_sets(store, mnist_test),
+                           training_set=mixed_training_set(store, mnist_train, attack=round_attack,
+                                                           serving=lambda: predictor.current[0]),
+                           eval_sets=standard_eval_sets(store, mnist_test, robust=robust,
+                                                        robust_size=config.robust_size),
                            recipe=Recipe(steps=config.round_steps, gate_margin=config.gate_margin),
                            every=config.retrain_every, on_promoted=publisher.publish if publisher else None).start()
     return Services(config, predictor, store, worker, AdversarialFlagger(store), hub, publisher)
+
+
+def robust_attack(eps: float) -> Attack | None:
+    """PGD-20 with Madry's step-to-budget ratio (2.5·eps/steps): cheap enough to run in every round; None at 0."""
+    return Attack("pgd", eps, steps=20, step_size=2.5 * eps / 20) if eps > 0 else None
 
 
 def _plain(name: str) -> str:

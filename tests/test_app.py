@@ -112,3 +112,12 @@ def test_an_unreadable_drawing_gets_a_clear_message_and_saves_nothing(served, tm
     with pytest.raises(AppError, match="can't be read"):
         client.predict(client_payload(huge, tmp_path), api_name="/predict")
     assert services.store.counts().total == before
+
+
+def test_status_and_panel_show_the_serving_model_under_a_gradient_attack(served):
+    client, services, config = served
+    robust = client.predict(api_name="/status")["robust"]
+    assert robust["dataset"] == f"mnist-sample-5k/test, {config.robust_size} images under pgd-20x1@0.1"
+    assert robust["size"] == config.robust_size and robust["top1"] <= 0.2  # a standard CNN does not resist 0.1
+    panel = app.summary_markdown(services.status())
+    assert f"Accuracy under a gradient attack (`{robust['dataset']}`): **{100 * robust['top1']:.1f}%**" in panel

@@ -38,10 +38,17 @@ def test_retraining_variables_are_read():
 
 
 @pytest.mark.parametrize("name, value", [("RETRAIN_EVERY", "0"), ("RETRAIN_EVERY", "ten"), ("GATE_MARGIN", "-1.5"),
-                                         ("HOLDOUT_EVERY", "1"), ("MNIST_DATA", "emnist"), ("ROUND_STEPS", "2.5")])
+                                         ("HOLDOUT_EVERY", "1"), ("MNIST_DATA", "emnist"), ("ROUND_STEPS", "2.5"),
+                                         ("ROBUST_EPS", "2.0"), ("ROBUST_SIZE", "0"), ("ROUND_ATTACK_EPS", "-0.1")])
 def test_bad_retraining_values_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=f"{name}='{value}'"):
         Config.from_env({name: value})
+
+
+def test_attack_variables_are_read():
+    config = Config.from_env({"ROBUST_EPS": "0.2", "ROBUST_SIZE": "50", "ROUND_ATTACK_EPS": "0.1"})
+    assert (config.robust_eps, config.robust_size, config.round_attack_eps) == (0.2, 50, 0.1)
+    assert (Config().robust_eps, Config().round_attack_eps) == (0.1, 0.0)  # measured; not trained on by default
 
 
 def test_the_space_id_spaces_set_is_read_and_checked():

@@ -199,3 +199,34 @@ def test_a_history_written_in_the_first_layout_resumes(tmp_path):
 def test_bad_worker_arguments_are_named(tmp_path, mnist_small, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         Setup(tmp_path, mnist_small, **bad)
+
+
+def test_robust_accuracy_is_measured_on_the_same_subset_every_round(tmp_path, mnist_small):
+    from attacks import Attack
+    from metrics import ROBUST
+    store = AdversarialStore(tmp_path)
+    build = standard_eval_sets(store, mnist_small[1], robust=Attack("pgd", 0.1, steps=3), robust_size=40)
+    first, second = build(), build()
+    assert set(first) == {MNIST, ADVERSARIAL, ROBUST} and len(first[ROBUST].labels) == 40
+    assert torch.equal(first[ROBUST].inputs, second[ROBUST].inputs)
+    assert len(set(first[ROBUST].labels.tolist())) == 10  # a random subset, not the first 40 of one digit
+    assert ROBUST not in standard_eval_sets(store, mnist_small[1])()  # off unless asked for
+
+
+def test_a_round_can_also_train_on_pgd_versions_of_the_adversarial_examples(tmp_path, mnist_small):
+    from attacks import Attack
+    s = Setup(tmp_path, mnist_small)
+    for drawing, digit, probs in fooling_examples(s.predictor.predict, 6):
+        s.store.add(drawing, label=digit, guess=int(probs.argmax()), confidence=float(probs.max()), model_round=0)
+    plain = mixed_training_set(s.store, mnist_small[0], replay=64)()
+    attacked = mixed_training_set(s.store, mnist_small[0], replay=64, attack=Attack("pgd", 0.2, steps=5),
+                                  serving=lambda: s.predictor.current[0])()
+    n = plain.description["adversarial"]
+    assert attacked.description == {**plain.description, "attacked": n, "attack": "pgd-5x1@0.2"}
+    drawn_x, _ = s.store.tensors(s.store.rows("train"))
+    adv_part = attacked.inputs[: len(attacked.labels) - 64].view(-1, 2 * n, 1, 28, 28)[0]  # first repeat
+    clean, pgd = adv_part[:n], adv_part[n:]
+    assert torch.equal(clean, drawn_x)
+    assert (pgd - clean).abs().max() <= 0.2 + 1e-6 and not torch.equal(pgd, clean)
+    with pytest.raises(ValueError, match="attack needs serving"):
+        mixed_training_set(s.store, mnist_small[0], attack=Attack("pgd", 0.2))

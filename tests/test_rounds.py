@@ -86,3 +86,15 @@ def test_bad_rounds_are_refused_before_any_training(base, sets):
     for bad in ({"steps": 0}, {"lr": 0}, {"batch_size": 0}, {"gate_margin": 101}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Recipe(**bad)
+
+
+def test_an_eval_set_with_an_attack_measures_robust_accuracy_and_names_the_attack(base, sets):
+    from attacks import Attack
+    mnist = sets[1][MNIST]
+    weak, strong = (EvalSet("mnist-sample-5k/test, 30 images", mnist.inputs[:30], mnist.labels[:30],
+                            Attack("pgd", eps, steps=10, step_size=eps / 4)) for eps in (0.01, 0.3))
+    metrics = evaluate_sets(base, {MNIST: EvalSet("first 30", mnist.inputs[:30], mnist.labels[:30]), "weak": weak,
+                                   "strong": strong})
+    assert metrics.get("strong").dataset == "mnist-sample-5k/test, 30 images under pgd-10x1@0.3"
+    assert metrics.get("strong").size == 30 and metrics.top1("strong") == 0.0  # a standard CNN at 0.3
+    assert metrics.top1(MNIST) >= metrics.top1("weak") > metrics.top1("strong")
