@@ -27,8 +27,8 @@ import checkpoints
 import data
 import robustness
 from adversarial_training import AdversarialTraining, CollapseGuard
-from attacks import Attack
-from metrics import MNIST, Accuracy, Metrics
+from attacks import Attack, robust_accuracy
+from metrics import MNIST, ROBUST, Accuracy, Metrics
 from model import ARCHITECTURES, build_model
 
 
@@ -153,17 +153,25 @@ def pretrain(args: argparse.Namespace) -> dict:
     losses = train(model, x, y, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, generator=generator,
                    augment=args.augment, max_steps=args.max_steps, progress=not args.quiet, adversarial=adversarial)
     seconds = time.perf_counter() - started
-    metrics = evaluate(model, *test_set.tensors(), name=test_set.name)
+    test_x, test_y = test_set.tensors()
+    metrics = evaluate(model, test_x, test_y, name=test_set.name)
+    figures = {MNIST: Accuracy.from_json(metrics)}
     recipe = {k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "seed", "augment", "max_steps", "adv_train")}
     if adversarial:
         recipe.update(asdict(adversarial), stopped_early=losses["stopped_early"])
-    meta = checkpoints.describe(model, round=0, metrics=Metrics({MNIST: Accuracy.from_json(metrics)}),
+        if args.robust_eval:  # Madry et al.'s PGD-40 at the trained epsilon, recorded in the checkpoint
+            attack, n = Attack("pgd", adversarial.eps, steps=40, step_size=0.01), args.robust_eval
+            figures[ROBUST] = Accuracy(f"{test_set.name} under {attack.name}", len(test_y[:n]),
+                                       robust_accuracy(model, test_x[:n], test_y[:n], attack))
+    meta = checkpoints.describe(model, round=0, metrics=Metrics(figures),
                                 trained_on={"mnist": train_set.name, "mnist_size": len(train_set), "adversarial": 0},
                                 recipe=recipe)
     if not args.dry_run:
         checkpoints.save(args.out, model, meta)
+    clean = {k: metrics[k] for k in ("dataset", "size", "top1", "top5")}
+    robust = {"robust": asdict(figures[ROBUST])} if ROBUST in figures else {}
     return {"checkpoint": None if args.dry_run else str(args.out), "arch": meta.arch,
-            "train_seconds": round(seconds, 1), **losses, **{k: metrics[k] for k in ("dataset", "size", "top1", "top5")}}
+            "train_seconds": round(seconds, 1), **losses, **clean, **robust}
 
 
 def evaluate_command(args: argparse.Namespace) -> dict:
@@ -238,6 +246,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", type=float, default=0.3,
                    help="L-infinity radius adversarial training defends (pixels in [0, 1])")
     p.add_argument("--pgd-steps", type=int, default=7, help="attack steps per batch with --adv-train pgd")
+    p.add_argument("--robust-eval", type=int, default=1000,
+                   help="after adversarial training, record accuracy under PGD-40 on this many test images; 0: skip")
     p.add_argument("--dry-run", action="store_true", help="one step, write nothing: checks that everything runs")
     p.add_argument("--out", type=Path, default=Path("models/base.safetensors"), help="checkpoint to write")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -148,11 +148,13 @@ from tests.test_data_and_trainer import run_cli  # noqa: E402
 def test_cli_trains_every_architecture_adversarially(tmp_path, capsys, arch, mode):
     out = tmp_path / f"{arch}.safetensors"
     code, result, err = run_cli(capsys, "pretrain", "--arch", arch, "--adv-train", mode, "--eps", "0.2",
-                                "--pgd-steps", "2", "--max-steps", "3", "--out", out)
+                                "--pgd-steps", "2", "--max-steps", "3", "--robust-eval", "10", "--out", out)
     assert code == 0 and result["arch"] == arch and result["steps"] == 3 and out.exists()
+    assert result["robust"]["dataset"] == "mnist-sample-5k/test under pgd-40x1@0.2" and result["robust"]["size"] == 10
     assert "train:" in err  # the progress bar
-    recipe = load(out)[1].recipe
-    assert (recipe["adv_train"], recipe["mode"], recipe["eps"]) == (mode, mode, 0.2)
+    meta = load(out)[1]
+    assert (meta.recipe["adv_train"], meta.recipe["mode"], meta.recipe["eps"]) == (mode, mode, 0.2)
+    assert meta.metrics.top1("robust") == result["robust"]["top1"]
 
 
 def test_cli_evaluate_reports_robust_accuracy_cross_checked(capsys):

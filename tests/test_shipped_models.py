@@ -2,11 +2,13 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 import checkpoints
 from cards import model_card
 from drawings import draw_sketch
-from metrics import MNIST
+from attacks import Attack, robust_accuracy
+from metrics import MNIST, ROBUST
 from serving import Predictor
 from trainer import evaluate
 
@@ -20,12 +22,15 @@ def base():
     return load_checkpoint(MODELS / "base.safetensors")
 
 
-@pytest.mark.parametrize("name", ["base", "seed"])
+ARCHS = {"base": "cnn", "seed": "seed", "vit": "vit", "robust": "cnn"}
+
+
+@pytest.mark.parametrize("name", sorted(ARCHS))
 def test_shipped_models_describe_themselves_in_the_current_format(name):
     payload = (MODELS / f"{name}.safetensors").read_bytes()
     assert checkpoints._read_header(payload)["format"] == checkpoints.CHECKPOINT_FORMAT
     meta = checkpoints.meta_from_bytes(payload)
-    assert meta.arch == ("cnn" if name == "base" else "seed") and meta.round == 0
+    assert meta.arch == ARCHS[name] and meta.round == 0
     assert meta.trained_on["mnist"] == "mnist-sample-5k/train" and meta.recipe["seed"] == 0
     mnist = meta.metrics.get(MNIST)
     assert (mnist.dataset, mnist.size) == ("mnist-sample-5k/test", 1000) and 0.9 < mnist.top1 <= mnist.top5
@@ -46,10 +51,27 @@ def test_base_model_reaches_99_percent_on_the_sample_test_split(base, mnist_samp
     assert result["top1"] == meta.metrics.top1(MNIST)  # the recorded figure is the real one
 
 
-def test_seed_model_is_the_weaker_comparison(mnist_sample_test):
-    model, meta = load_checkpoint(MODELS / "seed.safetensors")
+@pytest.mark.parametrize("name", ["seed", "vit"])
+def test_the_seed_network_and_the_vit_are_the_weaker_comparisons(mnist_sample_test, name):
+    model, meta = load_checkpoint(MODELS / f"{name}.safetensors")
     result = evaluate(model, *mnist_sample_test.tensors(), name=mnist_sample_test.name)
-    assert meta.arch == "seed" and 0.9 <= result["top1"] < 0.99 and result["top1"] == meta.metrics.top1(MNIST)
+    assert 0.9 <= result["top1"] < 0.99 and result["top1"] == meta.metrics.top1(MNIST)
+    assert result["top5"] == meta.metrics.get(MNIST).top5 >= 0.99
+
+
+def test_the_robust_model_keeps_its_accuracy_under_attack_and_noise_does_no_better(mnist_sample_test):
+    """Adversarially trained at eps 0.3: clean accuracy as recorded, and most of it left under PGD at 0.3."""
+    model, meta = load_checkpoint(MODELS / "robust.safetensors")
+    x, y = mnist_sample_test.tensors()
+    assert evaluate(model, x, y, name=mnist_sample_test.name)["top1"] == meta.metrics.top1(MNIST) >= 0.98
+    assert meta.metrics.get(ROBUST).dataset == "mnist-sample-5k/test under pgd-40x1@0.3"
+    assert meta.metrics.top1(ROBUST) >= 0.85 and meta.recipe["adv_train"] == "pgd"
+    pick = torch.randperm(len(y), generator=torch.Generator().manual_seed(1))[:100]
+    pgd = robust_accuracy(model, x[pick], y[pick], Attack("pgd", 0.3, steps=20, step_size=0.0375))
+    noise = robust_accuracy(model, x[pick], y[pick], Attack("noise", 0.3))
+    base, _ = load_checkpoint(MODELS / "base.safetensors")
+    assert pgd >= 0.8 and noise >= pgd  # no gradient masking
+    assert robust_accuracy(base, x[pick], y[pick], Attack("pgd", 0.3, steps=20, step_size=0.0375)) == 0.0
 
 
 @pytest.mark.parametrize("placement", [
