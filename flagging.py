@@ -132,7 +132,8 @@ class AdversarialStore:
     # ------------------------------------------------------------------ reading
     def counts(self) -> Counts:
         with self.lock:
-            return Counts(added=self._added, total=len(self._rows), train=self._splits["train"], test=self._splits["test"],
+            return Counts(added=self._added, total=len(self._rows), train=self._splits["train"],
+                          test=self._splits["test"],
                           per_digit={d: self._digits[d] for d in range(10)})
 
     def rows(self, split: str | None = None) -> list[dict]:

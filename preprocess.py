@@ -34,7 +34,7 @@ def _to_ink(drawing: Any) -> np.ndarray:
         for layer in layers:
             _check_size(layer.shape)
         if layers:  # strokes live in the layers' alpha channel
-            return layers[0][:, :, 3] if len(layers) == 1 else np.maximum.reduce([l[:, :, 3] for l in layers])
+            return layers[0][:, :, 3] if len(layers) == 1 else np.maximum.reduce([layer[:, :, 3] for layer in layers])
         drawing = drawing.get("composite")
         if drawing is None:
             raise EmptyDrawingError("the drawing has no layers and no composite image")

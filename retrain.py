@@ -67,7 +67,7 @@ def standard_eval_sets(store: AdversarialStore, mnist_test: data.Digits, *, robu
     mnist = EvalSet.of(mnist_test)
     sets = {MNIST: mnist}
     if robust is not None:
-        pick = torch.randperm(len(mnist.labels), generator=torch.Generator().manual_seed(0))[:robust_size]
+        pick = data.fixed_subset(len(mnist.labels), robust_size)
         sets[ROBUST] = EvalSet(f"{mnist.dataset}, {len(pick)} images", mnist.inputs[pick], mnist.labels[pick], robust)
 
     def build() -> dict[str, EvalSet]:

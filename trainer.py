@@ -28,6 +28,7 @@ import data
 import robustness
 from adversarial_training import AdversarialTraining, CollapseGuard
 from attacks import Attack, robust_accuracy
+from data import fixed_subset
 from metrics import MNIST, ROBUST, Accuracy, Metrics
 from model import ARCHITECTURES, build_model
 
@@ -160,9 +161,11 @@ def pretrain(args: argparse.Namespace) -> dict:
     if adversarial:
         recipe.update(asdict(adversarial), stopped_early=losses["stopped_early"])
         if args.robust_eval:  # Madry et al.'s PGD-40 at the trained epsilon, recorded in the checkpoint
-            attack, n = Attack("pgd", adversarial.eps, steps=40, step_size=0.01), args.robust_eval
-            figures[ROBUST] = Accuracy(f"{test_set.name} under {attack.name}", len(test_y[:n]),
-                                       robust_accuracy(model, test_x[:n], test_y[:n], attack))
+            attack = Attack("pgd", adversarial.eps, steps=40, step_size=0.01)
+            pick = fixed_subset(len(test_y), args.robust_eval)
+            subset = f", {len(pick)} images" if len(pick) < len(test_y) else ""
+            figures[ROBUST] = Accuracy(f"{test_set.name}{subset} under {attack.name}", len(pick),
+                                       robust_accuracy(model, test_x[pick], test_y[pick], attack))
     meta = checkpoints.describe(model, round=0, metrics=Metrics(figures),
                                 trained_on={"mnist": train_set.name, "mnist_size": len(train_set), "adversarial": 0},
                                 recipe=recipe)
@@ -181,7 +184,8 @@ def evaluate_command(args: argparse.Namespace) -> dict:
     result = {"checkpoint": str(args.checkpoint), "arch": meta.arch, "round": meta.round,
               **evaluate(model, x, y, name=test_set.name)}
     if args.attack:
-        x, y = (x[: args.limit], y[: args.limit]) if args.limit else (x, y)
+        pick = fixed_subset(len(y), args.limit)
+        x, y = x[pick], y[pick]
         pgd = Attack("pgd", max(args.eps), steps=args.steps, step_size=args.step_size, restarts=args.restarts)
         started = time.perf_counter()
         result["robustness"] = {"dataset": test_set.name, "size": len(y), **robustness.report(
@@ -247,7 +251,8 @@ def parser() -> argparse.ArgumentParser:
                    help="L-infinity radius adversarial training defends (pixels in [0, 1])")
     p.add_argument("--pgd-steps", type=int, default=7, help="attack steps per batch with --adv-train pgd")
     p.add_argument("--robust-eval", type=int, default=1000,
-                   help="after adversarial training, record accuracy under PGD-40 on this many test images; 0: skip")
+                   help="after adversarial training, record accuracy under PGD-40 on this many test images (a fixed "
+                        "random subset when fewer than all); 0: skip")
     p.add_argument("--dry-run", action="store_true", help="one step, write nothing: checks that everything runs")
     p.add_argument("--out", type=Path, default=Path("models/base.safetensors"), help="checkpoint to write")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -264,7 +269,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--cross-check", action=argparse.BooleanOptionalAction, default=True,
                    help="run torchattacks' APGD-CE beside our PGD")
     e.add_argument("--apgd-steps", type=int, default=100, help="APGD iterations")
-    e.add_argument("--limit", type=int, default=None, help="attack only the first N test images")
+    e.add_argument("--limit", type=int, default=None, help="attack only N test images (a fixed random subset)")
     data_options(e)
 
     a = commands.add_parser("attack", help="write a PNG grid of clean and attacked test digits with the guesses",

@@ -11,6 +11,7 @@ import app
 from config import Config
 from drawings import client_payload, draw_sketch, fooling_examples, sketchpad_value
 from services import start_services
+from tests.running_app import running_app
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +19,8 @@ def served(tmp_path_factory):
     """One app for the module. Only the round test below saves examples in it; every other test saves nothing."""
     root = tmp_path_factory.mktemp("app")
     config = Config(data_dir=root / "data", retrain_every=10, round_steps=40, mnist_data="sample")
-    services = start_services(config)
-    assert services.worker.wait_idle(60)  # the base model measured, as a visitor's first page shows it
-    demo = app.build_demo(config, services)
-    _, url, _ = demo.queue().launch(server_port=None, prevent_thread_lock=True, quiet=True,
-                                    allowed_paths=[str(config.data_dir)])
-    yield Client(url, verbose=False), services, config
-    services.worker.stop()
-    demo.close()
+    with running_app(config, measured=True) as (url, services):
+        yield Client(url, verbose=False), services, config
 
 
 @pytest.mark.parametrize("digit", [0, 4, 7])
@@ -38,7 +33,8 @@ def test_predict_reads_a_drawn_digit(served, tmp_path, digit):
 
 def test_predict_shows_nothing_for_an_empty_canvas(served, tmp_path):
     client, _, _ = served
-    result = client.predict(client_payload(sketchpad_value(np.zeros((280, 280), np.uint8)), tmp_path), api_name="/predict")
+    empty = client_payload(sketchpad_value(np.zeros((280, 280), np.uint8)), tmp_path)
+    result = client.predict(empty, api_name="/predict")
     assert result is None or result.get("label") is None
 
 

@@ -5,23 +5,16 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-import app
 from config import Config
 from drawings import client_payload, draw_sketch, sketchpad_value
-from services import start_services
+from tests.running_app import running_app
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("attack-tab")
-    config = Config(data_dir=root / "data", retrain_every=50, mnist_data="sample")
-    services = start_services(config)
-    demo = app.build_demo(config, services)
-    _, url, _ = demo.queue().launch(server_port=None, prevent_thread_lock=True, quiet=True,
-                                    allowed_paths=[str(config.data_dir)])
-    yield url, services
-    services.worker.stop()
-    demo.close()
+    with running_app(Config(data_dir=root / "data", retrain_every=50, mnist_data="sample")) as served_app:
+        yield served_app
 
 
 def _pixels(image_file) -> np.ndarray:

@@ -20,7 +20,8 @@ def base():
 @pytest.fixture(scope="module")
 def test_digits():
     x, y = data.load_sample("test").tensors()
-    return x[:100], y[:100]
+    pick = data.fixed_subset(len(y), 100)  # the split is ordered by digit: a random hundred, not the first
+    return x[pick], y[pick]
 
 
 @pytest.mark.parametrize("attack", [Attack("fgsm", 0.1), Attack("pgd", 0.1, steps=5, restarts=2),
@@ -45,13 +46,13 @@ def test_pgd_is_at_least_as_strong_as_fgsm_and_agrees_with_torchattacks(base, te
 
 
 def test_a_standard_model_falls_towards_zero_as_epsilon_grows(base, test_digits):
-    """No gradient masking: a bigger budget never helps the model, and 0.1 breaks a standard CNN."""
+    """No gradient masking: a bigger budget never helps the model, and 0.2 leaves a standard CNN nothing."""
     x, y = test_digits
-    accuracy = [robust_accuracy(base, x, y, Attack("pgd", eps, steps=10, step_size=max(eps, 0.01) / 4))
-                for eps in (0.0, 0.02, 0.05, 0.1)]
+    accuracy = [robust_accuracy(base, x, y, Attack("pgd", eps, steps=20, step_size=max(2.5 * eps / 20, 1e-3)))
+                for eps in (0.0, 0.02, 0.05, 0.1, 0.2)]
     assert accuracy[0] >= 0.97
     assert all(a >= b for a, b in zip(accuracy, accuracy[1:])), accuracy
-    assert accuracy[-1] <= 0.05, accuracy
+    assert accuracy[-2] <= 0.15 and accuracy[-1] <= 0.02, accuracy
     assert robust_accuracy(base, x, y, Attack("noise", 0.05)) >= accuracy[2]  # noise is no stronger than PGD
 
 
@@ -79,12 +80,12 @@ def test_attack_names_say_the_search():
 
 def test_report_cross_checks_each_epsilon(base, test_digits):
     x, y = test_digits[0][:40], test_digits[1][:40]
-    figures = robustness.report(base, x, y, [0.02, 0.2], pgd=Attack("pgd", 0.2, steps=5, step_size=0.05),
-                                apgd_steps=5)
+    figures = robustness.report(base, x, y, [0.02, 0.3], pgd=Attack("pgd", 0.3, steps=10, step_size=0.05),
+                                apgd_steps=10)
     assert figures["clean"] >= 0.95
-    low, high = figures["attacks"]["0.02"], figures["attacks"]["0.2"]
+    low, high = figures["attacks"]["0.02"], figures["attacks"]["0.3"]
     assert set(low) >= {"fgsm", "pgd", "apgd", "noise", "worst", "noise_beats_pgd", "pgd_minus_apgd"}
-    assert low["pgd"]["attack"] == "pgd-5x1@0.02"
+    assert low["pgd"]["attack"] == "pgd-10x1@0.02"
     assert low["worst"] <= min(low["pgd"]["accuracy"], low["apgd"]["accuracy"], low["fgsm"]["accuracy"])
     assert high["pgd"]["accuracy"] == 0 and not high["noise_beats_pgd"]
 
@@ -150,7 +151,8 @@ def test_cli_trains_every_architecture_adversarially(tmp_path, capsys, arch, mod
     code, result, err = run_cli(capsys, "pretrain", "--arch", arch, "--adv-train", mode, "--eps", "0.2",
                                 "--pgd-steps", "2", "--max-steps", "3", "--robust-eval", "10", "--out", out)
     assert code == 0 and result["arch"] == arch and result["steps"] == 3 and out.exists()
-    assert result["robust"]["dataset"] == "mnist-sample-5k/test under pgd-40x1@0.2" and result["robust"]["size"] == 10
+    assert result["robust"]["dataset"] == "mnist-sample-5k/test, 10 images under pgd-40x1@0.2"
+    assert result["robust"]["size"] == 10
     assert "train:" in err  # the progress bar
     meta = load(out)[1]
     assert (meta.recipe["adv_train"], meta.recipe["mode"], meta.recipe["eps"]) == (mode, mode, 0.2)
@@ -159,13 +161,15 @@ def test_cli_trains_every_architecture_adversarially(tmp_path, capsys, arch, mod
 
 def test_cli_evaluate_reports_robust_accuracy_cross_checked(capsys):
     code, result, _ = run_cli(capsys, "evaluate", "--checkpoint", "models/base.safetensors", "--attack", "pgd",
-                              "--eps", "0.05,0.3", "--limit", "30", "--steps", "5", "--apgd-steps", "5")
+                              "--eps", "0.05,0.3", "--limit", "30", "--steps", "10", "--step-size", "0.05",
+                              "--apgd-steps", "5")
     assert code == 0 and result["top1"] >= 0.98  # the clean figures on the whole test split, as before
     robust = result["robustness"]
     assert (robust["dataset"], robust["size"]) == ("mnist-sample-5k/test", 30)
+    assert robust["clean"] > 0.9  # a random 30, not the first 30 (all zeros)
     assert set(robust["attacks"]) == {"0.05", "0.3"}
     assert robust["attacks"]["0.3"]["pgd"]["accuracy"] == 0.0  # a standard CNN has nothing left at 0.3
-    assert robust["attacks"]["0.3"]["pgd"]["attack"] == "pgd-5x1@0.3"
+    assert robust["attacks"]["0.3"]["pgd"]["attack"] == "pgd-10x1@0.3"
 
 
 def test_cli_bad_epsilon_list_is_refused(capsys):

@@ -4,11 +4,10 @@ from pathlib import Path
 
 import pytest
 
-import app
 import ui
-from services import start_services
 from config import Config
 from drawings import stroke_points
+from tests.running_app import running_app
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -19,14 +18,8 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 @pytest.fixture(scope="module")
 def page_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
-    config = Config(data_dir=root / "data", mnist_data="sample")
-    services = start_services(config)
-    demo = app.build_demo(config, services)
-    _, url, _ = demo.queue().launch(server_port=None, prevent_thread_lock=True, quiet=True,
-                                    allowed_paths=[str(config.data_dir)])
-    yield url, services
-    services.worker.stop()
-    demo.close()
+    with running_app(Config(data_dir=root / "data", mnist_data="sample")) as served_app:
+        yield served_app
 
 
 @pytest.fixture(scope="module")

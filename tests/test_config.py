@@ -8,7 +8,8 @@ from config import Config, ConfigError
 
 def test_defaults_without_environment():
     config = Config.from_env({})
-    assert (config.model_path, config.data_dir, config.port) == (Path("models/base.safetensors"), Path("data_mnist"), 7860)
+    assert (config.model_path, config.data_dir, config.port) == (Path("models/base.safetensors"), Path("data_mnist"),
+                                                                 7860)
 
 
 def test_values_are_read_and_cast():

@@ -151,3 +151,10 @@ def test_cli_help_states_every_default(capsys):
     for default in ("(default: cnn)", "(default: 20", "(default: 0.003)", "(default: 64)", "(default: 0)",
                     "(default: True)", "(default: auto)", "(default: models/base.safetensors)"):
         assert default in text
+
+
+def test_a_fixed_subset_is_random_but_the_same_every_time(mnist_sample_test):
+    pick = data.fixed_subset(len(mnist_sample_test), 50)
+    assert torch.equal(pick, data.fixed_subset(len(mnist_sample_test), 50)) and len(set(pick.tolist())) == 50
+    assert len(set(mnist_sample_test.labels[pick.numpy()].tolist())) == 10  # every digit, unlike the first 50
+    assert len(data.fixed_subset(20, None)) == len(data.fixed_subset(20, 99)) == 20

@@ -93,7 +93,8 @@ def test_hub_down_then_back_everything_arrives_exactly_once(hub, tmp_path):
 
 
 def test_two_replicas_flagging_at_once_overwrite_nothing(hub, tmp_path):
-    (store_a, link_a), (store_b, link_b) = link(hub, tmp_path / "a", "replica-a"), link(hub, tmp_path / "b", "replica-b")
+    store_a, link_a = link(hub, tmp_path / "a", "replica-a")
+    store_b, link_b = link(hub, tmp_path / "b", "replica-b")
 
     def flag_and_push(store, hub_link, offset):
         for round_ in range(3):

@@ -124,7 +124,8 @@ def test_a_speck_is_not_a_digit():
         preprocess(sketchpad_value(alpha))
 
 
-@pytest.mark.parametrize("bad", [np.zeros((5,), np.uint8), np.zeros((10, 10, 2), np.uint8), np.zeros((0, 10), np.uint8)])
+@pytest.mark.parametrize("bad", [np.zeros((5,), np.uint8), np.zeros((10, 10, 2), np.uint8),
+                                 np.zeros((0, 10), np.uint8)])
 def test_malformed_arrays_are_rejected_with_their_shape(bad):
     with pytest.raises(ValueError, match="shape"):
         preprocess(bad)

@@ -82,3 +82,10 @@ def test_base_model_reads_drawn_digits(base, placement):
     predictor = Predictor(base[0])
     guesses = [int(predictor.predict(draw_sketch(d, **placement)).argmax()) for d in range(10)]
     assert guesses == list(range(10))
+
+
+def test_the_model_card_of_the_robust_model_shows_its_accuracy_under_attack():
+    card = model_card("someone/outwit-robust", load_checkpoint(MODELS / "robust.safetensors")[1])
+    assert "| accuracy under a gradient attack (`mnist-sample-5k/test under pgd-40x1@0.3`) | 91.8% |" in card
+    base_card = model_card("someone/outwit-digits", load_checkpoint(MODELS / "base.safetensors")[1])
+    assert "| accuracy under a gradient attack (not measured) | – |" in base_card
