@@ -20,7 +20,9 @@ from preprocess import EmptyDrawingError
 from publish import PublishStatus
 from services import AppStatus, Services, start_services
 from attack_tab import machine_adversary_tab
-from ui import SELECT_BRUSH_JS, clear_canvas_js, sketchpad, user_error
+from review_tabs import rounds_tab, validate_tab
+from reviews import Reviews, ReviewError
+from ui import SELECT_BRUSH_JS, clear_canvas_js, display_name_box, sketchpad, user_error, visitor
 
 log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------- handlers
@@ -49,6 +51,16 @@ def summary_markdown(status: AppStatus) -> str:
         f"{examples.this_round} this round; **{worker.until_next_round}** more until the next retrain\n"
         f"- {sync_line(status.sync, status.models)}"
     )
+
+
+def review_line(reviews: Reviews) -> str:
+    """Where the examples stand, once anyone voted or retracted, or when votes are required."""
+    if not reviews.required and not reviews.events():
+        return ""
+    counts = reviews.counts()
+    needed = f"{reviews.required} agreeing votes" if reviews.required else "the flag alone (trusted)"
+    return (f"\n- Validation: {counts['validated']} validated, {counts['pending']} waiting, {counts['rejected']} "
+            f"voted incorrect, {counts['retracted']} retracted; an example is trained on after {needed}")
 
 
 def robust_line(robust: Accuracy | None) -> str:
@@ -106,6 +118,7 @@ def drawing_tab():
 
 def build_demo(config: Config, services: Services) -> gr.Blocks:
     predictor, store, worker, flagger = services.predictor, services.store, services.worker, services.flagger
+    reviews = services.reviews
 
     def read_drawing(drawing: dict | None):
         """The model's probabilities, or None for an empty canvas; an unreadable image is the visitor's error."""
@@ -123,14 +136,16 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
             return None, judged
         return {str(d): float(p) for d, p in enumerate(probs)}, True
 
-    def finish_attempt(judged: bool):
+    def finish_attempt(judged: bool, sandbox: bool):
         """The visitor cleared a judged drawing without flagging it: one more attempt that did not fool."""
-        if judged:
+        if judged and not sandbox:
             worker.record_attempt(fooled=False)
         return None, False
 
-    def flag(drawing: dict | None, digit: int | None, request: gr.Request | None = None) -> str:
-        """Save a drawing the model got wrong, with the digit it really is. Returns a status message."""
+    def flag(drawing: dict | None, digit: int | None, name: str | None = None, sandbox: bool = False,
+             mine: list | None = None, request: gr.Request | None = None):
+        """Save a drawing the model got wrong, with the digit it really is. Returns a status message (and, in
+        the page, this session's saved drawings, which it may retract). In the sandbox nothing is saved."""
         probs = read_drawing(drawing)
         if probs is None:
             raise user_error("Draw a digit first")
@@ -139,14 +154,33 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         digit, guess = int(digit), int(probs.argmax())
         if guess == digit:
             raise user_error(f"The model already reads this as {digit}: nothing saved. Draw one it gets wrong.")
-        model_round = predictor.current[1].get("round", 0)
-        flagger.flag([drawing, digit, guess, float(probs[guess]), model_round,
-                      request.session_hash if request else None], username=request.username if request else None)
+        if sandbox:
+            return (f"Sandbox: you fooled it (you drew {digit}, the model said {guess}). Nothing was saved; "
+                    "turn the sandbox off to keep the drawings that fool it."), mine or [], ""
+        session, user = visitor(request, name)
+        try:
+            row = flagger.flag_example([drawing, digit, guess, float(probs[guess]),
+                                        predictor.current[1].get("round", 0), session], username=user)
+        except ValueError as err:  # a display name that cannot be shown: nothing was written
+            raise user_error(str(err)) from None
         worker.record_attempt(fooled=True)
         worker.notify()
         now = worker.status()
+        mine = [*(mine or []), [f"a {digit} the model read as {guess} ({row['id'][:8]})", row["id"]]]
         return (f"Saved: you drew {digit}, the model said {guess}. {now.examples.this_round} this round, "
-                f"{now.examples.total} in all; {now.until_next_round} more until the next retrain.")
+                f"{now.examples.total} in all; {now.until_next_round} more until the next retrain."), mine, row["id"]
+
+    def list_saved(mine: list, last: str):
+        """This session's saved drawings, the newest picked: what the visitor may retract."""
+        return gr.update(choices=[tuple(m) for m in mine], value=last or None)
+
+    def retract(example_id: str | None, request: gr.Request | None = None) -> str:
+        """Take back one of this session's saved drawings: it stays in the log, marked, and is not trained on."""
+        try:
+            reviews.retract(example_id, session=request.session_hash if request else None)
+        except ReviewError as err:
+            raise user_error(str(err)) from None
+        return "Retracted: it stays in the log, marked, and is left out of training and testing."
 
     def status() -> dict:
         """Round, accuracies, counts, examples until the next round and the Hub sync state, as JSON."""
@@ -154,19 +188,31 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
 
     def panel():
         current = services.status()
-        gallery = [(str(store.path_of(row)), f"drawn {row['label']}, model said {row['guess']}")
-                   for row in store.latest(config.gallery_size)]
-        return summary_markdown(current), accuracy_frame(current), digits_frame(current), gallery
+        shown = [row for row in store.latest(4 * config.gallery_size) if reviews.shown(row)][:config.gallery_size]
+        gallery = [(str(store.path_of(row)), f"drawn {row['label']}, model said {row['guess']}") for row in shown]
+        return summary_markdown(current) + review_line(reviews), accuracy_frame(current), digits_frame(current), gallery
 
     with gr.Blocks(title="Outwit: fool the digit model") as demo:
         judged = gr.State(False)
         gr.Markdown("# Outwit\nDraw a digit the model gets wrong. When it is fooled, pick the right digit and save "
                     "the drawing: every few saves, the model retrains on them.")
+        mine = gr.State([])  # this session's saved drawings: [label, id] pairs it may retract
+        with gr.Row(equal_height=True):
+            name = display_name_box()
+            sandbox = gr.Checkbox(label="Sandbox: play without saving anything", elem_id="sandbox", scale=2)
         with gr.Tabs():
             with gr.Tab("Fool it by drawing", id="draw"):
                 sketch, clear, guess, digit, save, message = drawing_tab()
+                with gr.Row():
+                    saved = gr.Dropdown(label="Your saved drawings this session", choices=[], elem_id="mine",
+                                        allow_custom_value=True, scale=3)  # an API client sends an id
+                    retract_button = gr.Button("Retract it", size="sm", elem_id="retract", scale=1)
+                retract_message = gr.Markdown(elem_id="retract-message")
+                saved_id = gr.Textbox(visible=False, elem_id="saved-id")  # the last save's id, for API clients
             with gr.Tab("Machine adversary", id="machine", elem_id="machine-tab") as machine_tab:
-                saved_attack = machine_adversary_tab(services)
+                saved_attack = machine_adversary_tab(services, name, sandbox)
+            validate_tab(services, name)
+            rounds_tab(services)
         with gr.Group():
             summary = gr.Markdown(elem_id="summary")
             with gr.Row():
@@ -182,13 +228,16 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
 
         sketch.change(predict, [sketch, judged], [guess, judged], api_name="predict", trigger_mode="always_last",
                       show_progress="hidden", queue=False)
-        sketch.clear(finish_attempt, judged, [guess, judged], api_visibility="private")
+        sketch.clear(finish_attempt, [judged, sandbox], [guess, judged], api_visibility="private")
         # The Sketchpad's own "Clear canvas" keeps the brush ready (setting its value to None would not).
         clear.click(None, js=clear_canvas_js("sketchpad"))
-        save.click(flag, [sketch, digit], message, api_name="flag", queue=False).success(
+        save.click(flag, [sketch, digit, name, sandbox, mine], [message, mine, saved_id], api_name="flag",
+                   queue=False).success(list_saved, [mine, saved_id], saved, api_visibility="private").success(
             lambda: (None, None, False), None, [guess, digit, judged], api_visibility="private").then(
             None, js=clear_canvas_js("sketchpad")).then(panel, None, panel_outputs, api_visibility="private")
         saved_attack.success(panel, None, panel_outputs, api_visibility="private")
+        retract_button.click(retract, saved, retract_message, api_name="retract", queue=False).success(
+            panel, None, panel_outputs, api_visibility="private")
         gr.api(status, api_name="status", queue=False)
         gr.Timer(5.0).tick(panel, None, panel_outputs, api_visibility="private", show_progress="hidden")
         demo.load(panel, None, panel_outputs, api_visibility="private")

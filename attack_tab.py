@@ -12,7 +12,7 @@ from attacks import Attack
 from preprocess import EmptyDrawingError, preprocess
 from robustness import AttackedDrawing, attack_input
 from services import Services
-from ui import clear_canvas_js, sketchpad, user_error
+from ui import clear_canvas_js, sketchpad, user_error, visitor
 
 EPS_CHOICES = (0.02, 0.3)  # the slider's range; MNIST's usual budgets are 0.1 to 0.3
 ATTACK_STEPS = 40
@@ -74,17 +74,23 @@ def make_handlers(services: Services):
         return (_enlarge(result.clean), _enlarge(result.adversarial), _enlarge(result.perturbation),
                 _probabilities(result.adversarial_probs), text, state)
 
-    def save(state: Attacked | None, request: gr.Request | None = None) -> tuple[str, None]:
-        """Save the attacked input with the visitor's digit as its label; once per attack."""
+    def save(state: Attacked | None, name: str | None = None, sandbox: bool = False,
+             request: gr.Request | None = None) -> tuple[str, Attacked | None]:
+        """Save the attacked input with the visitor's digit as its label; once per attack; not in the sandbox."""
         if state is None:
             raise user_error("Attack a drawing first")
         guess = int(state.result.adversarial_probs.argmax())
         if guess == state.digit:
             raise user_error("The attack did not fool the model: nothing saved. Try a larger ε.")
-        row = store.add_input(state.result.adversarial, source=state.attack, label=state.digit, guess=guess,
-                              confidence=float(state.result.adversarial_probs[guess]), model_round=state.model_round,
-                              session=request.session_hash if request else None,
-                              user=request.username if request else None)
+        if sandbox:
+            return "Sandbox: nothing was saved. Turn the sandbox off to keep attacked digits.", state
+        session, user = visitor(request, name)
+        try:
+            row = store.add_input(state.result.adversarial, source=state.attack, label=state.digit, guess=guess,
+                                  confidence=float(state.result.adversarial_probs[guess]),
+                                  model_round=state.model_round, session=session, user=user)
+        except ValueError as err:  # a display name that cannot be shown: nothing was written
+            raise user_error(str(err)) from None
         worker.notify()
         now = worker.status()
         return (f"Saved the attacked {state.digit} (the model said {guess}) as example `{row['id'][:8]}`. "
@@ -93,8 +99,9 @@ def make_handlers(services: Services):
     return attack, save
 
 
-def machine_adversary_tab(services: Services) -> gr.events.Dependency:
-    """The tab's layout and wiring; call inside a `gr.Blocks`. Returns the save event, for the page to chain."""
+def machine_adversary_tab(services: Services, name: gr.Textbox, sandbox: gr.Checkbox) -> gr.events.Dependency:
+    """The tab's layout and wiring; call inside a `gr.Blocks`; `name` and `sandbox` are the page's. Returns the save
+    event, for the page to chain."""
     attack, save = make_handlers(services)
     state = gr.State(None)
     gr.Markdown("Draw a digit and let a gradient attack (PGD) change each pixel a little, within ε, until the "
@@ -119,4 +126,4 @@ def machine_adversary_tab(services: Services) -> gr.events.Dependency:
     run.click(attack, [sketch, digit, eps], [clean, attacked, perturbation, guess, message, state],
               api_name="attack", concurrency_limit=2)
     clear.click(None, js=clear_canvas_js("attack-sketchpad"))
-    return keep.click(save, state, [message, state], api_name="save_attack", queue=False)
+    return keep.click(save, [state, name, sandbox], [message, state], api_name="save_attack", queue=False)

@@ -50,6 +50,7 @@ class Config:
     robust_eps: float = 0.1  # each round's robust accuracy: PGD-20 at this L∞ budget; 0: not measured
     robust_size: int = 100  # MNIST test images that robust accuracy is measured on (a fixed subset)
     round_attack_eps: float = 0.0  # > 0: a round also trains on PGD versions of the adversarial examples
+    votes_required: int = 0  # agreeing votes an example needs before it is trained on; 0: the flag is trusted
     hf_token: Secret | None = None  # a Space secret; with dataset_repo, examples are synced to the Hub
     dataset_repo: str = ""  # e.g. "user/outwit-adversarial"; empty: local only
     model_repo: str = ""  # e.g. "user/outwit-model": promoted rounds are published there; empty: not published
@@ -69,6 +70,7 @@ class Config:
             ("robust_eps", 0 <= self.robust_eps <= 1, "from 0 (off) to 1"),
             ("robust_size", self.robust_size >= 1, "at least 1"),
             ("round_attack_eps", 0 <= self.round_attack_eps <= 1, "from 0 (off) to 1"),
+            ("votes_required", 0 <= self.votes_required <= 100, "from 0 (trust the flag) to 100"),
             ("mnist_data", self.mnist_data in DATA_SOURCES, f"one of {', '.join(DATA_SOURCES)}"),
             ("sync_every", self.sync_every > 0, "more than 0 (minutes)"),
             ("dataset_repo", not self.dataset_repo or _is_repo_id(self.dataset_repo), "empty or 'owner/name'"),
@@ -96,6 +98,10 @@ class Config:
     def rounds_dir(self) -> Path:
         return self.data_dir / "rounds"
 
+    @property
+    def reviews_dir(self) -> Path:
+        return self.data_dir / "reviews"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
         environ = os.environ if environ is None else environ
@@ -113,6 +119,7 @@ ENV = {
     "port": "GRADIO_SERVER_PORT", "retrain_every": "RETRAIN_EVERY", "holdout_every": "HOLDOUT_EVERY",
     "gate_margin": "GATE_MARGIN", "round_steps": "ROUND_STEPS", "gallery_size": "GALLERY_SIZE",
     "robust_eps": "ROBUST_EPS", "robust_size": "ROBUST_SIZE", "round_attack_eps": "ROUND_ATTACK_EPS",
+    "votes_required": "VOTES_REQUIRED",
     "hf_token": "HF_TOKEN", "dataset_repo": "DATASET_REPO", "model_repo": "MODEL_REPO", "sync_every": "SYNC_EVERY",
     "hub_endpoint": "HF_ENDPOINT", "replica": "REPLICA_ID", "space_id": "SPACE_ID",
 }

@@ -73,6 +73,7 @@ class AdversarialStore:
         rows.sort(key=lambda row: row["created"])
         with self.lock:
             self._rows = rows
+            self._by_id = {row["id"]: row for row in rows}
             self._added = len(rows)
             own = [row.get("seq", -1) for row in rows if row.get("shard") == self.shard]
             self._mine = max(len(own), max(own, default=-1) + 1)
@@ -94,7 +95,7 @@ class AdversarialStore:
         drawn = Image.fromarray(255 - ink_image(drawing), mode="L")
         return self._write(drawn, _input_image(model_input), dict(
             label=int(label), guess=int(guess), confidence=round(float(confidence), 4), round=int(model_round),
-            source=DRAWN, session=_hash_session(session), user=user))
+            source=DRAWN, session=hash_session(session), user=user))
 
     def add_input(self, model_input: np.ndarray, *, source: str, label: int, guess: int, confidence: float,
                   model_round: int, session: str | None = None, user: str | None = None) -> dict:
@@ -108,7 +109,7 @@ class AdversarialStore:
         image = Image.fromarray(model_input, mode="L")
         return self._write(Image.fromarray(255 - model_input, mode="L"), image, dict(
             label=int(label), guess=int(guess), confidence=round(float(confidence), 4), round=int(model_round),
-            source=source, session=_hash_session(session), user=user))
+            source=source, session=hash_session(session), user=user))
 
     def _write(self, drawn: Image.Image, model_input: Image.Image, fields: dict) -> dict:
         example_id = uuid.uuid4().hex
@@ -123,6 +124,7 @@ class AdversarialStore:
             _write_png(folder / row["input_file_name"], model_input)
             append_jsonl(folder / "metadata.jsonl", row)
             self._rows.append(row)
+            self._by_id[example_id] = row
             self._added += 1
             self._mine += 1
             self._splits[split] += 1
@@ -141,6 +143,11 @@ class AdversarialStore:
         with self.lock:
             rows = list(self._rows)
         return [row for row in rows if split is None or row["split"] == split]
+
+    def row(self, example_id: str) -> dict | None:
+        """The row of one example, by its id; None if there is none."""
+        with self.lock:
+            return self._by_id.get(example_id)
 
     def latest(self, n: int) -> list[dict]:
         with self.lock:
@@ -177,7 +184,7 @@ def _user_name(user: str | None) -> str:
     return name
 
 
-def _hash_session(session: str | None) -> str:
+def hash_session(session: str | None) -> str:
     """A session id is kept only as a short hash: enough to group one visitor's examples, not to trace them;
     "" when there is none (never None, as for `_user_name`)."""
     return hashlib.sha256(session.encode()).hexdigest()[:16] if session else ""
@@ -207,7 +214,11 @@ class AdversarialFlagger(gr.FlaggingCallback):
         self.components = list(components)  # the store's root, not flagging_dir, is where examples go
 
     def flag(self, flag_data: list[Any], flag_option: str | None = None, username: str | None = None) -> int:
-        drawing, label, guess, confidence, model_round, session = flag_data
-        self.store.add(drawing, label=label, guess=guess, confidence=confidence, model_round=model_round,
-                       session=session, user=username)
+        self.flag_example(flag_data, username)
         return self.store.counts().total
+
+    def flag_example(self, flag_data: list[Any], username: str | None = None) -> dict:
+        """As `flag`, but returns the saved row: its id is what a retraction or a vote refers to."""
+        drawing, label, guess, confidence, model_round, session = flag_data
+        return self.store.add(drawing, label=label, guess=guess, confidence=confidence, model_round=model_round,
+                              session=session, user=username)

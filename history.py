@@ -35,6 +35,8 @@ class RoundRecord:
     reason: str | None = None  # the gate's decision in words
     error: str | None = None  # failed rounds
     error_rate: float | None = None  # of the serving model, over the drawings it judged before this round
+    attempts: int | None = None  # those drawings (since the serving model was promoted, in this process)
+    fooled: int | None = None  # the ones among them that fooled it and were saved
     source: str | None = None  # a model adopted from elsewhere (a model repo)
 
     def __post_init__(self):

@@ -1,7 +1,8 @@
 """The Hugging Face Hub as the shared store: restore on start, push what is new in the background.
 
 The dataset repo mirrors the data folder: the examples' imagefolder (`adversarial/{train,test}/<shard>/...`), the
-rounds (`rounds/<shard>/rounds.jsonl` and promoted checkpoints) and a dataset card. Each app replica writes only
+rounds (`rounds/<shard>/rounds.jsonl` and promoted checkpoints), the review events (`reviews/<shard>/reviews.jsonl`:
+votes, retractions, reports) and a dataset card. Each app replica writes only
 its own shard, so replicas never overwrite each other. `DatasetSync` is a
 `huggingface_hub.CommitScheduler`: every `sync_every` minutes one commit carries whatever is new; a flag never
 makes a commit of its own. When the Hub is unreachable or refuses, the examples stay on disk and go up on a later
@@ -14,6 +15,7 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from huggingface_hub import CommitOperationAdd, CommitScheduler, HfApi, snapshot_download
 from huggingface_hub._commit_scheduler import PartialFileIO
@@ -25,7 +27,7 @@ from flagging import SPLITS, AdversarialStore
 from storage import atomic_write, utc_now
 
 log = logging.getLogger(__name__)
-SYNCED = [f"adversarial/{split}/**" for split in SPLITS] + ["rounds/**", "README.md"]
+SYNCED = [f"adversarial/{split}/**" for split in SPLITS] + ["reviews/**", "rounds/**", "README.md"]
 OLD_CARD_PLACEHOLDER = "(https://github.com/)"  # cards written before they had real links: rewritten once
 
 
@@ -79,13 +81,13 @@ def restore_or_none(api: HfApi, repo_id: str, root: Path) -> dict[Path, float] |
 
 
 def _synced(root: Path, path: Path) -> bool:
-    """What the sync carries: the examples, the rounds, the card; no dot-files (downloads' caches, temporaries)."""
+    """What the sync carries: the examples, the rounds, the reviews, the card; no dot-files (downloads' caches, temporaries)."""
     parts = path.relative_to(root).parts
     if any(p.startswith(".") for p in parts):
         return False
     if parts[0] == "adversarial":
         return len(parts) > 2 and parts[1] in SPLITS
-    return parts == ("README.md",) or parts[0] == "rounds"
+    return parts == ("README.md",) or parts[0] in ("rounds", "reviews")
 
 
 @dataclass(frozen=True)
@@ -179,9 +181,11 @@ class HubLink:
     tries again every `sync_every` minutes while the app serves from local disk. The page shows its state."""
 
     def __init__(self, *, config: Config, store: AdversarialStore, api: HfApi,
-                 restored: dict[Path, float] | None = None):
-        """`restored`: what start-up already downloaded; None if it could not, and this link should restore."""
+                 restored: dict[Path, float] | None = None, on_restored: Callable[[], None] | None = None):
+        """`restored`: what start-up already downloaded; None if it could not, and this link should restore.
+        `on_restored`: called after a late restore, beside the store's refresh (e.g. the reviews' refresh)."""
         self.config, self.store, self.api, self._restored = config, store, api, restored
+        self.on_restored = on_restored
         self.sync: DatasetSync | None = None
         self.progress = SyncProgress()
         self._stop = threading.Event()
@@ -218,6 +222,8 @@ class HubLink:
                     self.progress.update(phase="restoring examples from the Hub")
                     self._restored = restore_dataset(self.api, self.config.dataset_repo, self.config.data_dir)
                     self.store.refresh()
+                    if self.on_restored:
+                        self.on_restored()
                 self.sync = DatasetSync(store=self.store, root=self.config.data_dir, repo_id=self.config.dataset_repo,
                                         every=self.config.sync_every, hf_api=self.api, progress=self.progress,
                                         card=card, already_on_hub=self._restored)

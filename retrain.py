@@ -31,12 +31,14 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------- what a round gets
 def mixed_training_set(store: AdversarialStore, mnist_train: data.Digits, *, replay: int = 2048,
                        adversarial_share: float = 0.25, seed: int = 0, attack: Attack | None = None,
-                       serving: Callable[[], nn.Module] | None = None) -> Callable[[], TrainingSet]:
+                       serving: Callable[[], nn.Module] | None = None,
+                       keep: Callable[[dict], bool] | None = None) -> Callable[[], TrainingSet]:
     """All adversarial training examples, repeated to about `adversarial_share` of the set, plus `replay` MNIST
     training images drawn at random (so MNIST accuracy holds). A function, so a caller can filter or add.
 
     With `attack` (and `serving`, the model to attack), each adversarial training example also comes as its PGD
     version against the serving model, with the same label: the round learns the gradient's tricks too.
+    `keep`: which examples may be trained on (e.g. `Reviews.usable`: validated, not retracted); all by default.
     """
     if attack is not None and serving is None:
         raise ValueError("attack needs serving: the model whose gradients make the PGD examples")
@@ -44,7 +46,7 @@ def mixed_training_set(store: AdversarialStore, mnist_train: data.Digits, *, rep
     generator = torch.Generator().manual_seed(seed)
 
     def build() -> TrainingSet:
-        adv_x, adv_y = store.tensors(store.rows("train"))
+        adv_x, adv_y = store.tensors([row for row in store.rows("train") if keep is None or keep(row)])
         described = {}
         if attack is not None and len(adv_y):
             adv_x = torch.cat([adv_x, attack(serving(), adv_x, adv_y, generator)])
@@ -61,9 +63,11 @@ def mixed_training_set(store: AdversarialStore, mnist_train: data.Digits, *, rep
 
 
 def standard_eval_sets(store: AdversarialStore, mnist_test: data.Digits, *, robust: Attack | None = None,
-                       robust_size: int = 100) -> Callable[[], dict[str, EvalSet]]:
-    """The MNIST test split, the held-out adversarial examples as they are when the round runs, and with `robust`,
-    a fixed random subset of `robust_size` MNIST test images under that attack (the same subset every round)."""
+                       robust_size: int = 100, keep: Callable[[dict], bool] | None = None
+                       ) -> Callable[[], dict[str, EvalSet]]:
+    """The MNIST test split, the held-out adversarial examples as they are when the round runs (those `keep`
+    accepts), and with `robust`, a fixed random subset of `robust_size` MNIST test images under that attack (the same
+    subset every round)."""
     mnist = EvalSet.of(mnist_test)
     sets = {MNIST: mnist}
     if robust is not None:
@@ -71,7 +75,8 @@ def standard_eval_sets(store: AdversarialStore, mnist_test: data.Digits, *, robu
         sets[ROBUST] = EvalSet(f"{mnist.dataset}, {len(pick)} images", mnist.inputs[pick], mnist.labels[pick], robust)
 
     def build() -> dict[str, EvalSet]:
-        return {**sets, ADVERSARIAL: EvalSet("adversarial/test", *store.tensors(store.rows("test")))}
+        held_out = [row for row in store.rows("test") if keep is None or keep(row)]
+        return {**sets, ADVERSARIAL: EvalSet("adversarial/test", *store.tensors(held_out))}
 
     return build
 
@@ -127,12 +132,15 @@ class RetrainWorker:
     def __init__(self, *, store: AdversarialStore, predictor: Predictor, history: History,
                  training_set: Callable[[], TrainingSet], eval_sets: Callable[[], dict[str, EvalSet]],
                  recipe: Recipe = Recipe(), every: int = 10,
-                 on_promoted: Callable[[Path, checkpoints.CheckpointMeta], None] | None = None):
+                 on_promoted: Callable[[Path, checkpoints.CheckpointMeta], None] | None = None,
+                 counter: Callable[[], int] | None = None):
         if every < 1:
             raise ValueError(f"every={every!r} must be at least 1")
         self.store, self.predictor, self.history = store, predictor, history
         self.training_set, self.eval_sets, self.recipe, self.every = training_set, eval_sets, recipe, every
         self.on_promoted = on_promoted  # e.g. publish to a model repo; must not block for long
+        # what the trigger counts, never decreasing: examples added, or (when votes are required) examples validated
+        self.counter = counter or (lambda: store.counts().added)
         self._lock = threading.Lock()  # guards the counters below
         self._attempts = self._flags = 0  # this round's drawings judged and fooling ones, for the error rate
         self._training = False
@@ -165,7 +173,7 @@ class RetrainWorker:
         return self._idle.wait(timeout)
 
     def until_next_round(self) -> int:
-        return self._until_next(self._added_this_round(self.store.counts().added))
+        return self._until_next(self._added_this_round(self.counter()))
 
     def _added_this_round(self, added: int) -> int:
         return added - self.history.added_at_last_round()
@@ -177,7 +185,7 @@ class RetrainWorker:
         serving = self.history.serving()
         metrics = serving.metrics if serving else Metrics()
         counts = self.store.counts()
-        this_round = self._added_this_round(counts.added)
+        this_round = self._added_this_round(self.counter())
         with self._lock:
             attempts, flags, training, error = self._attempts, self._flags, self._training, self._last_error
         return WorkerStatus(
@@ -211,7 +219,7 @@ class RetrainWorker:
                 with self._lock:
                     self._last_error = f"{type(err).__name__}: {err}"
                 self.history.append(RoundRecord(round=self.history.next_round(), status="failed", started=utc_now(),
-                                                examples_added=self.store.counts().added, error=self._last_error))
+                                                examples_added=self.counter(), error=self._last_error))
             finally:
                 with self._lock:
                     self._training = False
@@ -226,7 +234,7 @@ class RetrainWorker:
     def _round(self) -> None:
         with self._lock:
             self._training = True
-        started, number, added = utc_now(), self.history.next_round(), self.store.counts().added
+        started, number, added = utc_now(), self.history.next_round(), self.counter()
         serving_record = self.history.serving()
         serving, _ = self.predictor.current
         result = run_round(serving, self.training_set(), self.eval_sets(),
@@ -237,7 +245,8 @@ class RetrainWorker:
         record = RoundRecord(round=number, status="promoted" if result.promoted else "rejected", started=started,
                              examples_added=added, seconds=result.seconds, metrics=result.metrics,
                              baseline=result.baseline, trained_on=result.trained_on, recipe=result.recipe.to_json(),
-                             reason=result.reason, error_rate=round(flags / attempts, 4) if attempts else None)
+                             reason=result.reason, error_rate=round(flags / attempts, 4) if attempts else None,
+                             attempts=attempts, fooled=flags)
         if result.promoted:
             path, meta = self._save(number, result)
             record = replace(record, checkpoint=path.relative_to(self.history.root).as_posix(), created=meta.created)

@@ -14,6 +14,7 @@ from flagging import AdversarialFlagger, AdversarialStore
 from history import History
 from hub import HubLink, SyncStatus, hub_api, restore_or_none, sync_status
 from publish import ModelPublisher, PublishStatus, fetch_published
+from reviews import Reviews
 from retrain import RetrainWorker, WorkerStatus, load_serving, mixed_training_set, standard_eval_sets
 from rounds import Recipe
 from serving import Predictor
@@ -40,6 +41,7 @@ class Services:
     store: AdversarialStore
     worker: RetrainWorker
     flagger: AdversarialFlagger
+    reviews: Reviews
     hub: HubLink | None = None  # None: local only
     publisher: ModelPublisher | None = None  # None: rounds are not published
 
@@ -62,6 +64,7 @@ def start_services(config: Config) -> Services:
     api = hub_api(config) if config.hub_sync else None
     restored = restore_or_none(api, config.dataset_repo, config.data_dir) if api else None
     store = AdversarialStore(config.store_dir, shard=shard, holdout_every=config.holdout_every)
+    reviews = Reviews(config.reviews_dir, store, required=config.votes_required)
     history = History(config.rounds_dir / shard / "rounds.jsonl", lock=store.lock)
     history.adopt_latest()
     publisher = None
@@ -77,19 +80,21 @@ def start_services(config: Config) -> Services:
                                    card_links=links).start()
     model, meta = load_serving(history, config.model_path)
     predictor = Predictor(model, meta)
-    hub = HubLink(config=config, store=store, api=api, restored=restored).start() if api else None
+    hub = HubLink(config=config, store=store, api=api, restored=restored, on_restored=reviews.refresh).start() \
+        if api else None
     mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
     mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
     robust = robust_attack(config.robust_eps)
     round_attack = robust_attack(config.round_attack_eps)
     worker = RetrainWorker(store=store, predictor=predictor, history=history,
                            training_set=mixed_training_set(store, mnist_train, attack=round_attack,
-                                                           serving=lambda: predictor.current[0]),
+                                                           serving=lambda: predictor.current[0], keep=reviews.usable),
                            eval_sets=standard_eval_sets(store, mnist_test, robust=robust,
-                                                        robust_size=config.robust_size),
+                                                        robust_size=config.robust_size, keep=reviews.usable),
                            recipe=Recipe(steps=config.round_steps, gate_margin=config.gate_margin),
-                           every=config.retrain_every, on_promoted=publisher.publish if publisher else None).start()
-    return Services(config, predictor, store, worker, AdversarialFlagger(store), hub, publisher)
+                           every=config.retrain_every, on_promoted=publisher.publish if publisher else None,
+                           counter=reviews.validated_ever if config.votes_required else None).start()
+    return Services(config, predictor, store, worker, AdversarialFlagger(store), reviews, hub, publisher)
 
 
 def robust_attack(eps: float) -> Attack | None:

@@ -43,3 +43,15 @@ def sketchpad(elem_id: str, label: str) -> gr.Sketchpad:
     return gr.Sketchpad(elem_id=elem_id, label=label, canvas_size=(CANVAS, CANVAS), type="numpy",
                         brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
                         layers=False, transforms=())
+
+
+def visitor(request: gr.Request | None, display_name: str | None) -> tuple[str | None, str | None]:
+    """Who is asking: their session, and their name (a signed-in visitor's own name wins over a display name)."""
+    if request is None:
+        return None, (display_name or "").strip() or None
+    return request.session_hash, request.username or (display_name or "").strip() or None
+
+
+def display_name_box() -> gr.Textbox:
+    return gr.Textbox(label="Display name (optional: shown on the leaderboard)", max_length=40, elem_id="name",
+                      placeholder="anonymous", scale=3)

@@ -57,7 +57,8 @@ def test_ten_fooling_flags_make_a_round_that_status_reports(served, tmp_path):
     assert status["mnist"]["dataset"] == "mnist-sample-5k/test" and status["mnist"]["top1"] >= 0.99
     examples = fooling_examples(services.predictor.predict, 10)
     for i, (drawing, digit, probs) in enumerate(examples):
-        message = client.predict(client_payload(drawing, tmp_path / str(i)), digit, api_name="/flag")
+        message, saved = client.predict(client_payload(drawing, tmp_path / str(i)), digit, api_name="/flag")
+        assert services.store.row(saved)["label"] == digit  # the reply names the saved example, to retract it
         assert message.startswith(f"Saved: you drew {digit}, the model said {int(probs.argmax())}.")
         if i < 9:
             assert f"{i + 1} in all; {9 - i} more until the next retrain" in message

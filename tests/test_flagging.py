@@ -69,7 +69,7 @@ def test_a_user_name_is_kept_apart_from_the_session_hash(tmp_path):
     callback.flag([draw_sketch(1), 7, 1, 0.55, 2, "session-xyz"], username="  Ada   Lovelace ")
     callback.flag([draw_sketch(1), 7, 1, 0.55, 2, None], username="ada")
     first, second = store.rows()
-    assert first["user"] == "Ada Lovelace" and first["session"] == flagging._hash_session("session-xyz")
+    assert first["user"] == "Ada Lovelace" and first["session"] == flagging.hash_session("session-xyz")
     assert second["user"] == "ada" and second["session"] == ""  # a name is not a session
     for bad in ("x" * 41, "bell\x07"):
         with pytest.raises(ValueError, match="user="):

@@ -1,0 +1,217 @@
+"""Reviews of the collected examples, as Dynabench runs them: validation votes, retractions and reports.
+
+Append-only: one JSON line per event at `<data>/reviews/<shard>/reviews.jsonl`, beside the examples and synced to
+the Hub with them; nothing is ever deleted. An example's standing is derived from its events, in order:
+
+- retracted: the person who flagged it took it back, from the session that flagged it;
+- rejected: `required` people (at least one) said it is not the digit it is labelled before as many said it is;
+- validated: `required` people said it is, first. With `required=0` (the default) the flag is trusted: an example
+  counts as validated as soon as it is saved, until a first vote says it is not that digit;
+- pending: waiting for votes (with `required > 0`, not trained on yet).
+
+Only validated examples are trained on and make up the adversarial test set. A report (obscene, not a digit) puts
+an example under review: it leaves the gallery and the validation queue; what happens then is an admin's call.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flagging import AdversarialStore, hash_session
+from storage import append_jsonl, read_jsonl, utc_now
+
+VERDICTS = ("correct", "incorrect", "unclear")
+REPORT_REASONS = ("not a digit", "obscene or offensive", "something else")
+STANDINGS = ("validated", "pending", "rejected", "retracted")
+
+
+class ReviewError(ValueError):
+    """A vote, retraction or report that cannot be taken; the message says why. Nothing was written."""
+
+
+@dataclass
+class Standing:
+    """What the events say of one example."""
+
+    correct: int = 0
+    incorrect: int = 0
+    unclear: int = 0
+    decided: str | None = None  # "validated" or "rejected" once one side reached the threshold
+    retracted: bool = False
+    reports: int = 0
+    voters: set[str] = field(default_factory=set)  # who voted: session hashes and display names
+    digits: list[int] = field(default_factory=list)  # the right digit, as each "incorrect" voter gave it
+
+
+class Reviews:
+    """The review events of every shard under `root`, and the standing of each example they derive.
+
+    `required`: agreeing votes an example needs (0: trust the flag). Appends take the store's lock, which the Hub
+    sync holds around its scan, so a push never carries half a line.
+    """
+
+    def __init__(self, root: str | Path, store: AdversarialStore, *, required: int = 0):
+        if required < 0:
+            raise ValueError(f"required={required!r} must be at least 0")
+        self.root, self.store, self.required = Path(root), store, required
+        self.path = self.root / store.shard / "reviews.jsonl"
+        self._lock = threading.Lock()  # guards the derived standings
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read every shard's events again (after other replicas' were downloaded)."""
+        events = [e for p in sorted(self.root.glob("*/reviews.jsonl")) for e in read_jsonl(p)]
+        events.sort(key=lambda e: e["created"])
+        standings: dict[str, Standing] = defaultdict(Standing)
+        for event in events:
+            self._apply(standings[event["example"]], event)
+        with self._lock:
+            self._standings, self._events = standings, events
+
+    # ------------------------------------------------------------------ reading
+    def standing(self, example_id: str) -> Standing:
+        with self._lock:
+            return self._standings.get(example_id) or Standing()
+
+    def status(self, row: dict) -> str:
+        """One of STANDINGS."""
+        s = self.standing(row["id"])
+        if s.retracted:
+            return "retracted"
+        if s.decided:
+            return s.decided
+        return "validated" if self.required == 0 else "pending"
+
+    def usable(self, row: dict) -> bool:
+        """Whether an example is trained on (train split) or tested on (test split)."""
+        return self.status(row) == "validated"
+
+    def shown(self, row: dict) -> bool:
+        """Whether an example may be shown to other people (gallery, validation): not retracted, not reported."""
+        s = self.standing(row["id"])
+        return not s.retracted and s.reports == 0
+
+    def events(self) -> list[dict]:
+        with self._lock:
+            return list(self._events)
+
+    def counts(self) -> dict[str, int]:
+        """Examples per standing, over the whole store."""
+        tally = dict.fromkeys(STANDINGS, 0)
+        for row in self.store.rows():
+            tally[self.status(row)] += 1
+        return tally
+
+    def validated_ever(self) -> int:
+        """Examples that reached `required` agreeing votes, retracted since or not: it never decreases, so the
+        retrain trigger can count it when votes are required."""
+        with self._lock:
+            return sum(1 for s in self._standings.values() if s.decided == "validated")
+
+    def queue(self, session: str | None, user: str | None = None) -> list[dict]:
+        """The examples this visitor may validate, the closest to a decision first, then the oldest: undecided,
+        shown, not their own, not voted on by them."""
+        me = _voter_keys(session, user)
+        rows = [row for row in self.store.rows()
+                if self.shown(row) and self.standing(row["id"]).decided is None and not _own(row, me)
+                and not me & self.standing(row["id"]).voters]
+        return sorted(rows, key=lambda row: -self._votes(row["id"]))
+
+    def _votes(self, example_id: str) -> int:
+        s = self.standing(example_id)
+        return s.correct + s.incorrect + s.unclear
+
+    # ------------------------------------------------------------------ writing
+    def vote(self, example_id: str, verdict: str, *, session: str | None, user: str | None = None,
+             digit: int | None = None) -> Standing:
+        """One person's answer to "is this a <label>?"; `digit` (required when incorrect) is what it really is."""
+        row = self._example(example_id)
+        if verdict not in VERDICTS:
+            raise ReviewError(f"verdict={verdict!r} must be one of {', '.join(VERDICTS)}")
+        me = _voter_keys(session, user)
+        if not me:
+            raise ReviewError("A vote needs a session: open the page to vote")
+        if _own(row, me):
+            raise ReviewError("You flagged this example: somebody else has to validate it")
+        if verdict == "incorrect":
+            if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit <= 9:
+                raise ReviewError(f"Say which digit it really is (0–9), not {digit!r}")
+            if digit == row["label"]:
+                raise ReviewError(f"It is labelled {digit}: pick another digit, or answer 'correct'")
+        else:
+            digit = None
+        standing = self.standing(example_id)
+        if me & standing.voters:
+            raise ReviewError("You have already voted on this example")
+        if standing.retracted or standing.decided:
+            raise ReviewError(f"This example is already {standing.decided or 'retracted'}: no more votes needed")
+        return self._append(row, "vote", session, user, verdict=verdict, digit=digit)
+
+    def retract(self, example_id: str, *, session: str | None) -> Standing:
+        """The creator takes an example back, from the session that flagged it. It stays in the log, marked."""
+        row = self._example(example_id)
+        if not session or row.get("session") != hash_session(session):
+            raise ReviewError("Only the person who saved an example can retract it, from the same session")
+        if self.standing(example_id).retracted:
+            raise ReviewError("This example is already retracted")
+        return self._append(row, "retract", session, None)
+
+    def report(self, example_id: str, reason: str, *, session: str | None, user: str | None = None) -> Standing:
+        """Anyone can report an example for review."""
+        row = self._example(example_id)
+        if reason not in REPORT_REASONS:
+            raise ReviewError(f"reason={reason!r} must be one of: {', '.join(REPORT_REASONS)}")
+        return self._append(row, "report", session, user, reason=reason)
+
+    def _example(self, example_id: str) -> dict:
+        row = self.store.row(str(example_id)) if example_id else None
+        if row is None:
+            raise ReviewError(f"There is no example {example_id!r}")
+        return row
+
+    def _append(self, row: dict, kind: str, session: str | None, user: str | None, **fields) -> Standing:
+        event = {"id": uuid.uuid4().hex, "example": row["id"], "kind": kind, **fields,
+                 "voter": hash_session(session), "user": (user or "").strip(), "created": utc_now("microseconds"),
+                 "shard": self.store.shard}
+        with self.store.lock:
+            append_jsonl(self.path, event)
+        with self._lock:
+            self._events.append(event)
+            standing = self._standings[row["id"]]
+            self._apply(standing, event)
+            return standing
+
+    def _apply(self, s: Standing, event: dict) -> None:
+        kind = event["kind"]
+        if kind == "retract":
+            s.retracted = True
+        elif kind == "report":
+            s.reports += 1
+        elif kind == "vote":
+            s.voters |= _voter_keys_hashed(event["voter"], event.get("user"))
+            setattr(s, event["verdict"], getattr(s, event["verdict"]) + 1)
+            if event.get("digit") is not None:
+                s.digits.append(event["digit"])
+            threshold = max(self.required, 1)
+            if s.decided is None and s.correct >= threshold:
+                s.decided = "validated"
+            elif s.decided is None and s.incorrect >= threshold:
+                s.decided = "rejected"
+
+
+def _voter_keys(session: str | None, user: str | None) -> set[str]:
+    return _voter_keys_hashed(hash_session(session), user)
+
+
+def _voter_keys_hashed(session_hash: str, user: str | None) -> set[str]:
+    """Who a person is, as far as this app can tell: their session, and their name when they gave one."""
+    keys = {f"session:{session_hash}"} if session_hash else set()
+    name = " ".join((user or "").split())
+    return keys | ({f"user:{name.casefold()}"} if name else set())
+
+
+def _own(row: dict, me: set[str]) -> bool:
+    return bool(_voter_keys_hashed(row.get("session") or "", row.get("user")) & me)
