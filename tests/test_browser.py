@@ -1,18 +1,11 @@
 """A real browser: Debian's Chromium, driven by Playwright, draws with the mouse, sees the guess, flags it."""
 import re
-from pathlib import Path
 
 import pytest
 
-import ui
 from config import Config
-from drawings import stroke_points
+from tests.browser import ARTIFACTS, browser, draw  # noqa: F401 - browser is a fixture
 from tests.running_app import running_app
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -20,31 +13,6 @@ def page_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     with running_app(Config(data_dir=root / "data", mnist_data="sample")) as served_app:
         yield served_app
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Chromium is missing: `make test` installs it"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
-
-
-def draw(page, digit: int, sketchpad: str = "sketchpad") -> None:
-    """Draw the digit's strokes with the mouse, as a person would; no tool is clicked first."""
-    canvas = page.locator(f"#{sketchpad} canvas").first
-    box = canvas.bounding_box()
-    scale_x, scale_y = box["width"] / ui.CANVAS, box["height"] / ui.CANVAS
-    for stroke in stroke_points(digit, ui.CANVAS):
-        points = [(box["x"] + x * scale_x, box["y"] + y * scale_y) for x, y in stroke]
-        page.mouse.move(*points[0])
-        page.mouse.down()
-        for point in points[1:]:
-            page.mouse.move(*point, steps=2)
-        page.mouse.up()
 
 
 def test_draw_see_the_guess_flag_it_and_see_the_confirmation(page_url, browser):

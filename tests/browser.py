@@ -1,0 +1,37 @@
+"""What the browser tests share: Debian's Chromium driven by Playwright, and drawing with the mouse."""
+from pathlib import Path
+
+import pytest
+
+import ui
+from drawings import stroke_points
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Chromium is missing: `make test` installs it"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def draw(page, digit: int, sketchpad: str = "sketchpad") -> None:
+    """Draw the digit's strokes with the mouse, as a person would; no tool is clicked first."""
+    canvas = page.locator(f"#{sketchpad} canvas").first
+    box = canvas.bounding_box()
+    scale_x, scale_y = box["width"] / ui.CANVAS, box["height"] / ui.CANVAS
+    for stroke in stroke_points(digit, ui.CANVAS):
+        points = [(box["x"] + x * scale_x, box["y"] + y * scale_y) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=2)
+        page.mouse.up()
