@@ -218,7 +218,7 @@ def _floats(text: str) -> list[float]:
 
 def parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    root = argparse.ArgumentParser(description="Outwit trainer: pretrain, evaluate and attack digit models.",
+    root = argparse.ArgumentParser(description="Outwit trainer: pretrain, evaluate and attack digit models; simulate DADC.",
                                    formatter_class=fmt)
     commands = root.add_subparsers(dest="command", required=True)
 
@@ -280,6 +280,9 @@ def parser() -> argparse.ArgumentParser:
     attack_options(a, restarts=1)
     a.add_argument("--out", type=Path, default=Path("attack.png"), help="PNG to write")
     data_options(a)
+    import simulate  # here, not at the top: it starts the app's services, which import gradio
+
+    simulate.add_arguments(commands)  # simulate, make-pool
     return root
 
 
@@ -293,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
             result = pretrain(args)
         elif args.command == "attack":
             result = attack_command(args)
+        elif args.command in ("simulate", "make-pool"):
+            import simulate
+
+            result = (simulate.simulate_command if args.command == "simulate" else simulate.make_pool_command)(args)
         else:
             result = evaluate_command(args)
     except (OSError, ValueError, RuntimeError) as err:
