@@ -81,7 +81,8 @@ def restore_or_none(api: HfApi, repo_id: str, root: Path) -> dict[Path, float] |
 
 
 def _synced(root: Path, path: Path) -> bool:
-    """What the sync carries: the examples, the rounds, the reviews, the card; no dot-files (downloads' caches, temporaries)."""
+    """What the sync carries: the examples, the rounds, the reviews, the card; no dot-files (downloads' caches,
+    temporaries)."""
     parts = path.relative_to(root).parts
     if any(p.startswith(".") for p in parts):
         return False

@@ -218,8 +218,8 @@ def _floats(text: str) -> list[float]:
 
 def parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    root = argparse.ArgumentParser(description="Outwit trainer: pretrain, evaluate and attack digit models; simulate DADC.",
-                                   formatter_class=fmt)
+    root = argparse.ArgumentParser(
+        description="Outwit trainer: pretrain, evaluate and attack digit models; simulate DADC.", formatter_class=fmt)
     commands = root.add_subparsers(dest="command", required=True)
 
     def data_options(p: argparse.ArgumentParser) -> None:
