@@ -169,6 +169,8 @@ def test_the_app_syncs_shows_the_state_and_never_shows_the_token(hub, tmp_path, 
         client = Client(url, verbose=False)
         for i, (drawing, digit, _) in enumerate(fooling_examples(services.predictor.predict, 3)):
             client.predict(client_payload(drawing, tmp_path / "up" / str(i)), digit, api_name="/flag")
+        first = services.store.rows()[0]
+        services.reviews.vote(first["id"], "correct", session="another-visitor")  # votes go up with the examples
         status = client.predict(api_name="/status")
         assert status["sync"]["enabled"] and status["sync"]["repo"] == REPO and status["sync"]["waiting"] == 3
         services.hub.sync.trigger().result(30)
@@ -176,6 +178,7 @@ def test_the_app_syncs_shows_the_state_and_never_shows_the_token(hub, tmp_path, 
         assert status["sync"]["waiting"] == 0 and status["sync"]["last_push"]
         shard = services.store.shard
         assert any(p.startswith(f"adversarial/train/{shard}/images/") for p in hub.repo(REPO).files)
+        assert f"reviews/{shard}/reviews.jsonl" in hub.repo(REPO).files
         served = [json.dumps(status), httpx.get(url).text, httpx.get(url.rstrip("/") + "/config").text]
         served.append(app.summary_markdown(services.status()))  # what the page's panel shows
     finally:
