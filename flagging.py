@@ -90,7 +90,7 @@ class AdversarialStore:
             session: str | None = None, user: str | None = None) -> dict:
         """Save one fooling drawing; returns its row. Raises EmptyDrawingError / ValueError before writing."""
         _check_label(label)
-        user = _user_name(user)
+        user = user_name(user)
         model_input = preprocess(drawing)  # (1, 28, 28); raises on an empty canvas before anything is written
         drawn = Image.fromarray(255 - ink_image(drawing), mode="L")
         return self._write(drawn, _input_image(model_input), dict(
@@ -101,7 +101,7 @@ class AdversarialStore:
                   model_round: int, session: str | None = None, user: str | None = None) -> dict:
         """Save a model input made by a machine adversary (e.g. `source="pgd-40x1@0.1"`) as an example."""
         _check_label(label)
-        user = _user_name(user)
+        user = user_name(user)
         if model_input.shape != (28, 28) or model_input.dtype != np.uint8:
             raise ValueError(f"model_input must be a (28, 28) uint8 image, not {model_input.shape} {model_input.dtype}")
         if not source or source == DRAWN:
@@ -170,7 +170,7 @@ def _check_label(label: Any) -> None:
         raise ValueError(f"label={label!r} must be a digit 0-9")
 
 
-def _user_name(user: str | None) -> str:
+def user_name(user: str | None) -> str:
     """A name as a person gave it, trimmed; "" when none was given. Refused if it could not be shown as is.
 
     Never None: `datasets` infers each split's column types from its first rows and refuses splits that differ,
@@ -186,7 +186,7 @@ def _user_name(user: str | None) -> str:
 
 def hash_session(session: str | None) -> str:
     """A session id is kept only as a short hash: enough to group one visitor's examples, not to trace them;
-    "" when there is none (never None, as for `_user_name`)."""
+    "" when there is none (never None, as for `user_name`)."""
     return hashlib.sha256(session.encode()).hexdigest()[:16] if session else ""
 
 

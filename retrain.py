@@ -46,7 +46,7 @@ def mixed_training_set(store: AdversarialStore, mnist_train: data.Digits, *, rep
     generator = torch.Generator().manual_seed(seed)
 
     def build() -> TrainingSet:
-        adv_x, adv_y = store.tensors([row for row in store.rows("train") if keep is None or keep(row)])
+        adv_x, adv_y = store.tensors(_kept(store, "train", keep))
         described = {}
         if attack is not None and len(adv_y):
             adv_x = torch.cat([adv_x, attack(serving(), adv_x, adv_y, generator)])
@@ -75,10 +75,13 @@ def standard_eval_sets(store: AdversarialStore, mnist_test: data.Digits, *, robu
         sets[ROBUST] = EvalSet(f"{mnist.dataset}, {len(pick)} images", mnist.inputs[pick], mnist.labels[pick], robust)
 
     def build() -> dict[str, EvalSet]:
-        held_out = [row for row in store.rows("test") if keep is None or keep(row)]
-        return {**sets, ADVERSARIAL: EvalSet("adversarial/test", *store.tensors(held_out))}
+        return {**sets, ADVERSARIAL: EvalSet("adversarial/test", *store.tensors(_kept(store, "test", keep)))}
 
     return build
+
+
+def _kept(store: AdversarialStore, split: str, keep: Callable[[dict], bool] | None) -> list[dict]:
+    return [row for row in store.rows(split) if keep is None or keep(row)]
 
 
 # ---------------------------------------------------------------------------------------------- status

@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flagging import AdversarialStore, hash_session
+from flagging import AdversarialStore, hash_session, user_name
 from storage import append_jsonl, read_jsonl, utc_now
 
 VERDICTS = ("correct", "incorrect", "unclear")
@@ -44,6 +44,11 @@ class Standing:
     reports: int = 0
     voters: set[str] = field(default_factory=set)  # who voted: session hashes and display names
     digits: list[int] = field(default_factory=list)  # the right digit, as each "incorrect" voter gave it
+
+    @property
+    def hidden(self) -> bool:
+        """Not shown to other people (gallery, validation): retracted, or reported."""
+        return self.retracted or self.reports > 0
 
 
 class Reviews:
@@ -91,8 +96,7 @@ class Reviews:
 
     def shown(self, row: dict) -> bool:
         """Whether an example may be shown to other people (gallery, validation): not retracted, not reported."""
-        s = self.standing(row["id"])
-        return not s.retracted and s.reports == 0
+        return not self.standing(row["id"]).hidden
 
     def events(self) -> list[dict]:
         with self._lock:
@@ -115,20 +119,19 @@ class Reviews:
         """The examples this visitor may validate, the closest to a decision first, then the oldest: undecided,
         shown, not their own, not voted on by them."""
         me = _voter_keys(session, user)
-        rows = [row for row in self.store.rows()
-                if self.shown(row) and self.standing(row["id"]).decided is None and not _own(row, me)
-                and not me & self.standing(row["id"]).voters]
-        return sorted(rows, key=lambda row: -self._votes(row["id"]))
-
-    def _votes(self, example_id: str) -> int:
-        s = self.standing(example_id)
-        return s.correct + s.incorrect + s.unclear
+        waiting = []
+        for row in self.store.rows():
+            s = self.standing(row["id"])
+            if not s.hidden and s.decided is None and not _own(row, me) and not me & s.voters:
+                waiting.append((-(s.correct + s.incorrect + s.unclear), row))
+        return [row for _, row in sorted(waiting, key=lambda item: item[0])]  # stable: the oldest first on ties
 
     # ------------------------------------------------------------------ writing
     def vote(self, example_id: str, verdict: str, *, session: str | None, user: str | None = None,
              digit: int | None = None) -> Standing:
         """One person's answer to "is this a <label>?"; `digit` (required when incorrect) is what it really is."""
         row = self._example(example_id)
+        user = user_name(user)  # a display name is checked as when it is saved with an example
         if verdict not in VERDICTS:
             raise ReviewError(f"verdict={verdict!r} must be one of {', '.join(VERDICTS)}")
         me = _voter_keys(session, user)
@@ -162,6 +165,7 @@ class Reviews:
     def report(self, example_id: str, reason: str, *, session: str | None, user: str | None = None) -> Standing:
         """Anyone can report an example for review."""
         row = self._example(example_id)
+        user = user_name(user)
         if reason not in REPORT_REASONS:
             raise ReviewError(f"reason={reason!r} must be one of: {', '.join(REPORT_REASONS)}")
         return self._append(row, "report", session, user, reason=reason)
@@ -174,7 +178,7 @@ class Reviews:
 
     def _append(self, row: dict, kind: str, session: str | None, user: str | None, **fields) -> Standing:
         event = {"id": uuid.uuid4().hex, "example": row["id"], "kind": kind, **fields,
-                 "voter": hash_session(session), "user": (user or "").strip(), "created": utc_now("microseconds"),
+                 "voter": hash_session(session), "user": user or "", "created": utc_now("microseconds"),
                  "shard": self.store.shard}
         with self.store.lock:
             append_jsonl(self.path, event)

@@ -23,6 +23,7 @@ import data
 import pool
 import trainer
 from config import Config
+from metrics import MNIST, Accuracy
 from preprocess import preprocess
 from services import Services, start_services
 
@@ -73,15 +74,14 @@ def simulate(services: Services, pool_items: list[tuple[Path, int]], *, rounds: 
     to_draw, kept = split_pool(pool_items, held_out, seed)
     pool_x = torch.stack([preprocess(_image(path)) for path, _ in kept])
     pool_y = torch.tensor([digit for _, digit in kept])
-    mnist_x, mnist_y = data.load_digits(services.config.mnist_data, services.config.data_dir, "test").tensors()
     worker, predictor, flagger = services.worker, services.predictor, services.flagger
     if not worker.wait_idle(timeout):
         raise RuntimeError(f"the worker did not measure the base model within {timeout:g} s")
 
     def row(number: int, status: str, attempts: int, fooled: int, seconds: float) -> SimulatedRound:
-        model = predictor.current[0]
+        """The serving model's figures: on the pool, measured here; on MNIST, as the worker measured it."""
         return SimulatedRound(number, status, attempts, fooled, round(fooled / attempts, 4) if attempts else None,
-                              _accuracy(model, pool_x, pool_y), _accuracy(model, mnist_x, mnist_y), seconds)
+                              _accuracy(predictor.current[0], pool_x, pool_y), _serving_mnist(services).top1, seconds)
 
     results = [row(0, "base", 0, 0, 0.0)]
     drawings = iter(enumerate(to_draw))
@@ -96,19 +96,26 @@ def simulate(services: Services, pool_items: list[tuple[Path, int]], *, rounds: 
             probs = predictor.predict(image)
             guess = int(probs.argmax())
             attempts += 1
-            if guess != digit:
-                fooled += 1
-                user = index % users
-                flagger.flag_example([image, digit, guess, float(probs[guess]), predictor.current[1].get("round", 0),
-                                      f"simulated-session-{user}"], username=f"simulated visitor {user + 1}")
-            worker.record_attempt(fooled=guess != digit)
-            worker.notify()
+            if guess == digit:
+                worker.record_attempt(fooled=False)
+                continue
+            fooled += 1
+            user = index % users
+            flagger.flag_example([image, digit, guess, float(probs[guess]), predictor.current[1].get("round", 0),
+                                  f"simulated-session-{user}"], username=f"simulated visitor {user + 1}")
+            worker.record_attempt(fooled=True)
+            worker.notify()  # as the app does: a flag wakes the worker
         if not worker.wait_idle(timeout):
             raise RuntimeError(f"round {worker.history.next_round()} did not finish within {timeout:g} s")
         record = worker.history.records[-1]
         results.append(row(record.round, record.status, attempts, fooled, record.seconds))
         log.info("round %d %s: %s", record.round, record.status, results[-1])
     return results
+
+
+def _serving_mnist(services: Services) -> Accuracy:
+    """The serving model's MNIST accuracy, as the retrain worker measured it (base model, or promoted round)."""
+    return services.worker.history.serving().metrics.get(MNIST)
 
 
 def write_csv(results: list[SimulatedRound], path: Path) -> Path:
@@ -182,9 +189,9 @@ def simulate_command(args: argparse.Namespace) -> dict:
             results = simulate(services, items, rounds=args.rounds, users=args.users, held_out=args.held_out,
                                seed=args.seed)
             seconds = time.perf_counter() - started
+            mnist_name = _serving_mnist(services).dataset
         finally:
             services.stop()
-        mnist_name = data.load_digits(args.data, work, "test").name
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path = write_csv(results, args.out / "simulation.csv")
     png_path = write_plot(results, args.out / "simulation.png", args.pool.name, mnist_name)

@@ -56,13 +56,12 @@ def rounds_table(records: list[RoundRecord], store: AdversarialStore, reviews: R
             drawn[row["round"]].append(reviews.status(row))
     tried = tried_per_round(records, live_attempts)
     table = []
-    for record in reversed(records):
-        served = record.status in ("base", "promoted")
-        statuses = Counter(drawn[record.round]) if served else Counter()
+    for record in reversed(records):  # a row's round is always a served model's: rejected rounds have none
+        statuses = Counter(drawn[record.round])
         fooling = sum(statuses.values())
-        attempts = max(tried.get(record.round) or 0, fooling) if served and tried.get(record.round) is not None \
-            else None
-        table.append([record.round, record.status, _model_name(record), every[record.round] if served else 0,
+        known = tried.get(record.round)  # None: not a served model's round
+        attempts = None if known is None else max(known, fooling)
+        table.append([record.round, record.status, _model_name(record), every[record.round],
                       attempts if attempts is not None else "–", _percent(fooling, attempts),
                       _percent(statuses["validated"], attempts), _percent(statuses["rejected"], fooling),
                       _percent(statuses["retracted"], fooling), _accuracy(record, MNIST),

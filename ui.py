@@ -47,9 +47,10 @@ def sketchpad(elem_id: str, label: str) -> gr.Sketchpad:
 
 def visitor(request: gr.Request | None, display_name: str | None) -> tuple[str | None, str | None]:
     """Who is asking: their session, and their name (a signed-in visitor's own name wins over a display name)."""
+    name = (display_name or "").strip() or None
     if request is None:
-        return None, (display_name or "").strip() or None
-    return request.session_hash, request.username or (display_name or "").strip() or None
+        return None, name
+    return request.session_hash, request.username or name
 
 
 def display_name_box() -> gr.Textbox:

@@ -1,8 +1,6 @@
 """What the browser tests share: Debian's Chromium driven by Playwright, and drawing with the mouse."""
 from pathlib import Path
 
-import pytest
-
 import ui
 from drawings import stroke_points
 
@@ -10,17 +8,6 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Chromium is missing: `make test` installs it"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 def draw(page, digit: int, sketchpad: str = "sketchpad") -> None:

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 # Set before anything imports huggingface_hub (it reads these at import): the Hub tests talk to a local server, and
 # the client must not try its xet transfer path or phone home.
@@ -10,6 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import data  # noqa: E402
+from tests.browser import CHROMIUM, FLAGS  # noqa: E402
 from tests.hub_server import FakeHub  # noqa: E402
 
 torch.set_num_threads(2)
@@ -31,3 +33,15 @@ def hub():
     server = FakeHub().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, driven by Playwright (`playwright install` cannot download a browser here)."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Chromium is missing: `make test` installs it"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()

@@ -4,7 +4,7 @@ import re
 import pytest
 
 from config import Config
-from tests.browser import ARTIFACTS, browser, draw  # noqa: F401 - browser is a fixture
+from tests.browser import ARTIFACTS, draw
 from tests.running_app import running_app
 
 

@@ -5,7 +5,7 @@ import zipfile
 import pytest
 
 from config import Config
-from tests.browser import ARTIFACTS, browser, draw  # noqa: F401 - browser is a fixture
+from tests.browser import ARTIFACTS, draw
 from tests.running_app import running_app
 
 
