@@ -32,7 +32,7 @@ $(VENV)/.installed: requirements.txt requirements-attacks.txt | $(PYTHON)
 
 $(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
 	$(PIP) install -r requirements-test.txt 2>&1 | grep -v "^WARNING: Location" || true
-	$(PYTHON) -c "import pytest, pytest_randomly, playwright, datasets, gradio_client"
+	$(PYTHON) -c "import pytest, pytest_randomly, playwright, datasets, gradio_client, hypothesis"
 	touch $@
 
 chromium:

@@ -12,8 +12,10 @@ import sys
 import gradio as gr
 import pandas as pd
 import torch
+from starlette.middleware import Middleware
 
 from config import Config
+from http_limits import BodyLimit
 from hub import SyncStatus
 from metrics import Accuracy
 from preprocess import EmptyDrawingError
@@ -22,7 +24,7 @@ from services import AppStatus, Services, start_services
 from attack_tab import machine_adversary_tab
 from review_tabs import rounds_tab, validate_tab
 from reviews import Reviews, ReviewError
-from ui import SELECT_BRUSH_JS, clear_canvas_js, display_name_box, sketchpad, user_error, visitor
+from ui import SELECT_BRUSH_JS, clear_canvas_js, digit_choice, display_name_box, sketchpad, user_error, visitor
 
 log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------- handlers
@@ -110,7 +112,7 @@ def drawing_tab():
             clear = gr.Button("Clear", elem_id="clear")
         with gr.Column():
             guess = gr.Label(num_top_classes=3, label="The model's guess", elem_id="guess")
-            digit = gr.Radio([(str(d), d) for d in range(10)], label="The digit you drew", elem_id="digit")
+            digit = digit_choice("digit")
             save = gr.Button("The model was wrong: save it", variant="primary", elem_id="save")
             message = gr.Markdown(elem_id="flag-message")
     return sketch, clear, guess, digit, save, message
@@ -121,18 +123,22 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
     reviews = services.reviews
 
     def read_drawing(drawing: dict | None):
-        """The model's probabilities, or None for an empty canvas; an unreadable image is the visitor's error."""
+        """The model's probabilities. EmptyDrawingError when there is no digit (an empty canvas, a dot, a blot);
+        an image that cannot be read is the visitor's error."""
+        if drawing is None:
+            raise EmptyDrawingError("the canvas is empty")
         try:
-            return predictor.predict(drawing) if drawing is not None else None
+            return predictor.predict(drawing)
         except EmptyDrawingError:
-            return None
+            raise
         except ValueError as err:  # not an image we can read: say so, change nothing
             raise user_error(f"That drawing can't be read: {err}") from None
 
     def predict(drawing: dict | None, judged: bool = False):
-        """A drawing → the model's probabilities for each digit (top 3 shown); nothing for an empty canvas."""
-        probs = read_drawing(drawing)
-        if probs is None:
+        """A drawing → the model's probabilities for each digit (top 3 shown); nothing when there is no digit."""
+        try:
+            probs = read_drawing(drawing)
+        except EmptyDrawingError:
             return None, judged
         return {str(d): float(p) for d, p in enumerate(probs)}, True
 
@@ -146,9 +152,10 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
              mine: list | None = None, request: gr.Request | None = None):
         """Save a drawing the model got wrong, with the digit it really is. Returns a status message (and, in
         the page, this session's saved drawings, which it may retract). In the sandbox nothing is saved."""
-        probs = read_drawing(drawing)
-        if probs is None:
-            raise user_error("Draw a digit first")
+        try:
+            probs = read_drawing(drawing)
+        except EmptyDrawingError as err:
+            raise user_error(f"Draw a digit first: {err}") from None
         if digit is None or str(digit) not in [str(d) for d in range(10)]:
             raise user_error("Pick the digit you drew (0–9)")
         digit, guess = int(digit), int(probs.argmax())
@@ -247,6 +254,18 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
     return demo
 
 
+MAX_UPLOAD = "1mb"  # a canvas's PNG layers are a few KB each: a bigger upload is not a drawing
+MAX_REQUEST = 4 * 2**20  # bytes of any request's body: three uploads at most MAX_UPLOAD, and room to spare
+
+
+def launch(demo: gr.Blocks, config: Config, **options):
+    """Queue and serve the page as `python app.py` does; tests pass `server_port=None, prevent_thread_lock=True`."""
+    options = {"server_name": config.host, "server_port": config.port, "max_file_size": MAX_UPLOAD,
+               "allowed_paths": [str(config.data_dir)],
+               "app_kwargs": {"middleware": [Middleware(BodyLimit, max_bytes=MAX_REQUEST)]}, **options}
+    return demo.queue(default_concurrency_limit=8).launch(**options)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
@@ -256,8 +275,7 @@ def main() -> None:
     demo = build_demo(config, services)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stopping Space: run the `finally` below
     try:
-        demo.queue(default_concurrency_limit=8).launch(server_name=config.host, server_port=config.port,
-                                                       allowed_paths=[str(config.data_dir)])
+        launch(demo, config)
     finally:  # Ctrl+C or the platform stopping the app: the last examples and rounds go up first
         services.stop()
 

@@ -12,7 +12,7 @@ from attacks import Attack
 from preprocess import EmptyDrawingError, preprocess
 from robustness import AttackedDrawing, attack_input
 from services import Services
-from ui import clear_canvas_js, sketchpad, user_error, visitor
+from ui import clear_canvas_js, digit_choice, sketchpad, user_error, visitor
 
 EPS_CHOICES = (0.02, 0.3)  # the slider's range; MNIST's usual budgets are 0.1 to 0.3
 ATTACK_STEPS = 40
@@ -111,7 +111,7 @@ def machine_adversary_tab(services: Services, name: gr.Textbox, sandbox: gr.Chec
             sketch = sketchpad("attack-sketchpad", "Draw a digit to attack")
             clear = gr.Button("Clear", elem_id="attack-clear")
         with gr.Column():
-            digit = gr.Radio([(str(d), d) for d in range(10)], label="The digit you drew", elem_id="attack-digit")
+            digit = digit_choice("attack-digit")
             eps = gr.Slider(*EPS_CHOICES, value=0.1, step=0.02, label="ε: how far each pixel may move (0 to 1)",
                             elem_id="attack-eps")
             run = gr.Button("Attack it", variant="primary", elem_id="attack-run")

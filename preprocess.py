@@ -13,11 +13,13 @@ import torch
 from PIL import Image
 
 class EmptyDrawingError(ValueError):
-    """The drawing has no ink, or only a speck: there is nothing to classify."""
+    """The drawing has no ink, only a speck or dot, or a blot that fills its box: there is no digit to classify."""
 
 
 INK_THRESHOLD = 0.2  # ink level (0..1) that counts as a stroke when finding the bounding box
-SPECK_FRACTION = 0.04  # a drawing whose ink box is smaller than this share of the canvas is a speck
+SPECK_FRACTION = 0.1  # a drawing whose ink box is smaller than this share of the canvas is a speck or one dot
+BLOT_SIDE, BLOT_FILL = 0.25, 0.85  # an ink box this share of the canvas on each side, this full: a blot
+# (in MNIST, boxes that big are at most 74% inked: a thin 1 fills its box, but its box is narrow)
 MIN_STROKE_WIDTH = 1.8  # px in the 20-px box; MNIST's strokes: median 2.5, 5th percentile 1.7
 MAX_SIDE = 4096  # px; a bigger image is refused rather than processed (a canvas is 280 or 800)
 BOX, SIZE = 20, 28  # MNIST: the longer side scaled to 20 px, placed by centre of mass in 28×28
@@ -106,6 +108,12 @@ def _stroke_width(crop: np.ndarray) -> float:
     return 2.55 * np.count_nonzero(m) / max(1, boundary) * stride * BOX / max(crop.shape)
 
 
+def _fill(crop: np.ndarray, threshold: float) -> float:
+    """The share of the crop that is ink, on a subsampled grid (cheap on a big canvas)."""
+    stride = max(1, max(crop.shape) // 64)
+    return float(np.mean(crop[::stride, ::stride] > threshold))
+
+
 def _box(crop: np.ndarray) -> np.ndarray:
     """The crop at MNIST scale with MNIST-like strokes: a pen thinner than MNIST's is widened, not lost."""
     box = _scale(crop, BOX)
@@ -114,7 +122,10 @@ def _box(crop: np.ndarray) -> np.ndarray:
         p = np.pad(box, 2)
         neighbours = np.maximum.reduce([p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]])
         box = np.maximum(p[1:-1, 1:-1], min(1.0, missing / 2) * neighbours)
-    body = np.percentile(box[box > 0.05], 75)  # the strokes' body, not one crossing, sets full ink
+    strokes = box[box > 0.05]
+    if strokes.size == 0:  # hairlines that vanish at MNIST scale
+        raise EmptyDrawingError("the strokes are too faint to read")
+    body = np.percentile(strokes, 75)  # the strokes' body, not one crossing, sets full ink
     return np.clip(box / body, 0.0, 1.0)
 
 
@@ -123,7 +134,7 @@ def preprocess(drawing: Any) -> torch.Tensor:
 
     What MNIST's makers did: white ink on black, crop to the ink's bounding box, scale the longer side to 20 px
     with anti-aliasing (area averaging) keeping the aspect ratio, then place by centre of mass in 28×28.
-    Raises EmptyDrawingError for an empty canvas or a speck.
+    Raises EmptyDrawingError for an empty canvas, a speck or a blot.
     """
     ink = _to_ink(drawing)
     full = 255.0 if ink.dtype == np.uint8 else 1.0
@@ -132,7 +143,10 @@ def preprocess(drawing: Any) -> torch.Tensor:
         raise EmptyDrawingError("the canvas is empty")
     if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 < max(3.0, SPECK_FRACTION * min(ink.shape)):
         raise EmptyDrawingError("only a speck was drawn")
-    box = _box(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / full)
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    if min(crop.shape) >= BLOT_SIDE * max(ink.shape) and _fill(crop, full / 2) > BLOT_FILL:
+        raise EmptyDrawingError("the ink fills its box: a blot, not a digit")
+    box = _box(crop.astype(np.float32) / full)
     new_h, new_w = box.shape
     total = box.sum()
     cy = (box.sum(axis=1) @ np.arange(new_h)) / total

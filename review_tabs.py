@@ -10,7 +10,7 @@ import gradio as gr
 from reviews import REPORT_REASONS, ReviewError
 from services import Services
 from standings import LEADERBOARD_COLUMNS, ROUND_COLUMNS, leaderboard, round_zip, rounds_table
-from ui import user_error, visitor
+from ui import digit_choice, user_error, visitor
 
 NOTHING_TO_VALIDATE = "Nothing to validate right now: every example is decided, yours, or already voted on by you."
 
@@ -68,8 +68,7 @@ def validate_tab(services: Services, name: gr.Textbox) -> gr.Tab:
                     correct = gr.Button("Yes, it is", variant="primary", elem_id="vote-correct")
                     incorrect = gr.Button("No, it is not", elem_id="vote-incorrect")
                     unclear = gr.Button("Can't tell", elem_id="vote-unclear")
-                right = gr.Radio([(str(d), d) for d in range(10)], label="If not: the digit it really is",
-                                 elem_id="vote-digit")
+                right = digit_choice("vote-digit", "If not: the digit it really is")
                 with gr.Row():
                     reason = gr.Dropdown(list(REPORT_REASONS), value=REPORT_REASONS[0], label="Report it as",
                                          elem_id="report-reason")

@@ -1,7 +1,14 @@
 """What the page's tabs share: the canvas, the visitor's errors, and the scripts that keep the brush ready."""
 from __future__ import annotations
 
+import reprlib
+import warnings
+
 import gradio as gr
+import PIL.Image
+from gradio.data_classes import FileData
+
+from preprocess import MAX_SIDE
 
 CANVAS = 280  # px; with BRUSH_RADIUS a digit drawn over most of the canvas gets MNIST-like strokes
 BRUSH_RADIUS = 9
@@ -39,8 +46,59 @@ def user_error(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+class CheckedSketchpad(gr.Sketchpad):
+    """A Sketchpad that refuses what is not a drawing with a message the sender can read: a file that is not an
+    image, a truncated one, one bigger than MAX_SIDE (judged from its header, before any pixel is decoded) or a
+    decompression bomb. Out of the box those fail inside Gradio with an opaque "the app raised an exception"."""
+
+    def get_block_name(self) -> str:
+        return "imageeditor"  # the page's component is the stock one
+
+    def preprocess(self, payload):
+        if payload is not None:
+            for file in (payload.background, payload.composite, *(payload.layers or [])):
+                if isinstance(file, FileData):
+                    _check_image_file(file.path)
+        try:
+            return super().preprocess(payload)
+        except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as err:
+            raise user_error(f"That drawing can't be read: {err}") from None
+
+
+def _check_image_file(path: str) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)  # refused just below, by size
+            with PIL.Image.open(path) as image:  # reads the header only
+                width, height = image.size
+    except PIL.Image.DecompressionBombError as err:
+        raise user_error(f"That drawing can't be read: {err}") from None
+    except (OSError, SyntaxError, ValueError):
+        raise user_error("That drawing can't be read: the file is not an image") from None
+    if max(width, height) > MAX_SIDE:
+        raise user_error(f"That drawing can't be read: the image is {width}×{height} px; at most "
+                         f"{MAX_SIDE}×{MAX_SIDE} is accepted")
+
+
+class DigitRadio(gr.Radio):
+    """The ten digits; anything else (-1, 10, "seven") is refused with the page's own words."""
+
+    def get_block_name(self) -> str:
+        return "radio"
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise user_error(f"Pick a digit from 0 to 9, not {reprlib.repr(payload)}") from None
+
+
+def digit_choice(elem_id: str, label: str = "The digit you drew", **kwargs) -> DigitRadio:
+    return DigitRadio([(str(d), d) for d in range(10)], label=label, elem_id=elem_id, **kwargs)
+
+
 def sketchpad(elem_id: str, label: str) -> gr.Sketchpad:
-    return gr.Sketchpad(elem_id=elem_id, label=label, canvas_size=(CANVAS, CANVAS), type="numpy",
+    return CheckedSketchpad(elem_id=elem_id, label=label, canvas_size=(CANVAS, CANVAS), type="numpy",
                         brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
                         layers=False, transforms=())
 

@@ -39,8 +39,7 @@ def serve(data_dir: Path, every: int):
     config = Config(data_dir=data_dir, retrain_every=every, mnist_data="sample")
     services = start_services(config)
     demo = app.build_demo(config, services)
-    _, url, _ = demo.queue(default_concurrency_limit=8).launch(server_port=None, prevent_thread_lock=True,
-                                                               quiet=True, allowed_paths=[str(data_dir)])
+    _, url, _ = app.launch(demo, config, server_port=None, prevent_thread_lock=True, quiet=True)
     services.worker.wait_idle(60)
     return demo, services, Client(url, verbose=False)
 

@@ -13,8 +13,7 @@ def running_app(config: Config, *, measured: bool = False):
     if measured:
         assert services.worker.wait_idle(60), "the base model was not measured in time"
     demo = app.build_demo(config, services)
-    _, url, _ = demo.queue().launch(server_port=None, prevent_thread_lock=True, quiet=True,
-                                    allowed_paths=[str(config.data_dir)])
+    _, url, _ = app.launch(demo, config, server_port=None, prevent_thread_lock=True, quiet=True)
     try:
         yield url, services
     finally:

@@ -163,7 +163,7 @@ def test_the_app_syncs_shows_the_state_and_never_shows_the_token(hub, tmp_path, 
     assert TOKEN not in repr(config) and TOKEN not in str(config)
     services = app_services.start_services(config)
     demo = app.build_demo(config, services)
-    _, url, _ = demo.queue().launch(server_port=None, prevent_thread_lock=True, quiet=True)
+    _, url, _ = app.launch(demo, config, server_port=None, prevent_thread_lock=True, quiet=True)
     try:
         assert services.hub.wait_ready(30)
         client = Client(url, verbose=False)
@@ -179,7 +179,8 @@ def test_the_app_syncs_shows_the_state_and_never_shows_the_token(hub, tmp_path, 
         shard = services.store.shard
         assert any(p.startswith(f"adversarial/train/{shard}/images/") for p in hub.repo(REPO).files)
         assert f"reviews/{shard}/reviews.jsonl" in hub.repo(REPO).files
-        served = [json.dumps(status), httpx.get(url).text, httpx.get(url.rstrip("/") + "/config").text]
+        served = [json.dumps(status), httpx.get(url).text, httpx.get(url.rstrip("/") + "/config").text,
+                  httpx.get(url + "gradio_api/info").text]
         served.append(app.summary_markdown(services.status()))  # what the page's panel shows
     finally:
         services.stop()

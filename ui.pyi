@@ -1,0 +1,120 @@
+"""What the page's tabs share: the canvas, the visitor's errors, and the scripts that keep the brush ready."""
+from __future__ import annotations
+
+import gradio as gr
+import PIL.Image
+from gradio.data_classes import FileData
+
+from preprocess import MAX_SIDE
+
+CANVAS = 280  # px; with BRUSH_RADIUS a digit drawn over most of the canvas gets MNIST-like strokes
+BRUSH_RADIUS = 9
+
+# A Sketchpad opens with no tool selected ("select the draw tool to start"); pick the brush for the visitor, in
+# each canvas once it is on the page (the machine adversary's appears when its tab is first opened).
+SELECT_BRUSH_JS = """
+() => {
+  const pick = (id) => {
+    const button = document.querySelector(`#${id} button[aria-label="Brush"]`);
+    if (!button || button.dataset.outwitPicked) return !!button;
+    button.click();
+    button.dataset.outwitPicked = "1";
+    return true;
+  };
+  const timer = setInterval(() => {
+    if (["sketchpad", "attack-sketchpad"].map(pick).every(Boolean)) clearInterval(timer);
+  }, 100);
+  setTimeout(() => clearInterval(timer), 20000);
+}
+"""
+
+
+def clear_canvas_js(elem_id: str) -> str:
+    return f"""
+() => {{
+  document.querySelector('#{elem_id} button[aria-label="Clear canvas"]')?.click();
+  setTimeout(() => document.querySelector('#{elem_id} button[aria-label="Brush"]')?.click(), 150);
+}}
+"""
+
+
+def user_error(message: str) -> gr.Error:
+    """The visitor's mistake: shown to them, nothing changed, no traceback in the server log."""
+    return gr.Error(message, print_exception=False)
+
+from gradio.events import Dependency
+
+class CheckedSketchpad(gr.Sketchpad):
+    """A Sketchpad that refuses what is not a drawing with a message the sender can read: a file that is not an
+    image, a truncated one, one bigger than MAX_SIDE (judged from its header, before any pixel is decoded) or a
+    decompression bomb. Out of the box those fail inside Gradio with an opaque "the app raised an exception"."""
+
+    def get_block_name(self) -> str:
+        return "imageeditor"  # the page's component is the stock one
+
+    def preprocess(self, payload):
+        if payload is not None:
+            for file in (payload.background, payload.composite, *(payload.layers or [])):
+                if isinstance(file, FileData):
+                    _check_image_file(file.path)
+        try:
+            return super().preprocess(payload)
+        except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as err:
+            raise user_error(f"That drawing can't be read: {err}") from None
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def _check_image_file(path: str) -> None:
+    try:
+        with PIL.Image.open(path) as image:  # reads the header only
+            width, height = image.size
+    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError):
+        raise user_error("That drawing can't be read: the file is not an image") from None
+    if max(width, height) > MAX_SIDE:
+        raise user_error(f"That drawing can't be read: the image is {width}×{height} px; at most "
+                         f"{MAX_SIDE}×{MAX_SIDE} is accepted")
+
+
+class DigitRadio(gr.Radio):
+    """The ten digits; anything else (-1, 10, "seven") is refused with the page's own words."""
+
+    def get_block_name(self) -> str:
+        return "radio"
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise user_error(f"Pick a digit from 0 to 9, not {reprlib.repr(payload)}") from None
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def digit_choice(elem_id: str, label: str = "The digit you drew", **kwargs) -> DigitRadio:
+    return DigitRadio([(str(d), d) for d in range(10)], label=label, elem_id=elem_id, **kwargs)
+
+
+def sketchpad(elem_id: str, label: str) -> gr.Sketchpad:
+    return CheckedSketchpad(elem_id=elem_id, label=label, canvas_size=(CANVAS, CANVAS), type="numpy",
+                        brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
+                        layers=False, transforms=())
+
+
+def visitor(request: gr.Request | None, display_name: str | None) -> tuple[str | None, str | None]:
+    """Who is asking: their session, and their name (a signed-in visitor's own name wins over a display name)."""
+    name = (display_name or "").strip() or None
+    if request is None:
+        return None, name
+    return request.session_hash, request.username or name
+
+
+def display_name_box() -> gr.Textbox:
+    return gr.Textbox(label="Display name (optional: shown on the leaderboard)", max_length=40, elem_id="name",
+                      placeholder="anonymous", scale=3)
