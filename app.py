@@ -21,6 +21,7 @@ from metrics import Accuracy
 from preprocess import EmptyDrawingError
 from publish import PublishStatus
 from services import AppStatus, Services, start_services
+from admin import admin_tab
 from attack_tab import machine_adversary_tab
 from review_tabs import rounds_tab, validate_tab
 from reviews import Reviews, ReviewError
@@ -168,7 +169,7 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         try:
             row = flagger.flag_example([drawing, digit, guess, float(probs[guess]),
                                         predictor.current[1].get("round", 0), session], username=user)
-        except ValueError as err:  # a display name that cannot be shown: nothing was written
+        except ValueError as err:  # a name that cannot be shown, or the session is at its limit: nothing written
             raise user_error(str(err)) from None
         worker.record_attempt(fooled=True)
         worker.notify()
@@ -220,6 +221,8 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
                 saved_attack = machine_adversary_tab(services, name, sandbox)
             validate_tab(services, name)
             rounds_tab(services)
+            if config.admin_password:
+                admin_tab(services, config.admin_password)
         with gr.Group():
             summary = gr.Markdown(elem_id="summary")
             with gr.Row():

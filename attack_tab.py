@@ -89,7 +89,7 @@ def make_handlers(services: Services):
             row = store.add_input(state.result.adversarial, source=state.attack, label=state.digit, guess=guess,
                                   confidence=float(state.result.adversarial_probs[guess]),
                                   model_round=state.model_round, session=session, user=user)
-        except ValueError as err:  # a display name that cannot be shown: nothing was written
+        except ValueError as err:  # a name that cannot be shown, or the session is at its limit: nothing written
             raise user_error(str(err)) from None
         worker.notify()
         now = worker.status()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Mapping
 
 DATA_SOURCES = ("auto", "sample", "mnist")
+SECRETS = ("hf_token", "admin_password")  # read as Secret: never shown
 
 
 class Secret:
@@ -51,6 +52,8 @@ class Config:
     robust_size: int = 100  # MNIST test images that robust accuracy is measured on (a fixed subset)
     round_attack_eps: float = 0.0  # > 0: a round also trains on PGD versions of the adversarial examples
     votes_required: int = 0  # agreeing votes an example needs before it is trained on; 0: the flag is trusted
+    flags_per_session: int = 100  # examples one visitor's session may save, against spam; 0: no limit
+    admin_password: Secret | None = None  # set: the Admin tab (start a round, roll back, hide an example) exists
     hf_token: Secret | None = None  # a Space secret; with dataset_repo, examples are synced to the Hub
     dataset_repo: str = ""  # e.g. "user/outwit-adversarial"; empty: local only
     model_repo: str = ""  # e.g. "user/outwit-model": promoted rounds are published there; empty: not published
@@ -71,6 +74,7 @@ class Config:
             ("robust_size", self.robust_size >= 1, "at least 1"),
             ("round_attack_eps", 0 <= self.round_attack_eps <= 1, "from 0 (off) to 1"),
             ("votes_required", 0 <= self.votes_required <= 100, "from 0 (trust the flag) to 100"),
+            ("flags_per_session", self.flags_per_session >= 0, "0 (no limit) or more"),
             ("mnist_data", self.mnist_data in DATA_SOURCES, f"one of {', '.join(DATA_SOURCES)}"),
             ("sync_every", self.sync_every > 0, "more than 0 (minutes)"),
             ("dataset_repo", not self.dataset_repo or _is_repo_id(self.dataset_repo), "empty or 'owner/name'"),
@@ -109,7 +113,7 @@ class Config:
         for f in fields(cls):
             raw = environ.get(ENV[f.name], "").strip()
             if raw:
-                kind = Secret if f.name == "hf_token" else str if f.default == "" else type(f.default)
+                kind = Secret if f.name in SECRETS else str if f.default == "" else type(f.default)
                 values[f.name] = _cast(ENV[f.name], raw, kind)
         return cls(**values)
 
@@ -119,7 +123,7 @@ ENV = {
     "port": "GRADIO_SERVER_PORT", "retrain_every": "RETRAIN_EVERY", "holdout_every": "HOLDOUT_EVERY",
     "gate_margin": "GATE_MARGIN", "round_steps": "ROUND_STEPS", "gallery_size": "GALLERY_SIZE",
     "robust_eps": "ROBUST_EPS", "robust_size": "ROBUST_SIZE", "round_attack_eps": "ROUND_ATTACK_EPS",
-    "votes_required": "VOTES_REQUIRED",
+    "votes_required": "VOTES_REQUIRED", "flags_per_session": "FLAGS_PER_SESSION", "admin_password": "ADMIN_PASSWORD",
     "hf_token": "HF_TOKEN", "dataset_repo": "DATASET_REPO", "model_repo": "MODEL_REPO", "sync_every": "SYNC_EVERY",
     "hub_endpoint": "HF_ENDPOINT", "replica": "REPLICA_ID", "space_id": "SPACE_ID",
 }

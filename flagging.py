@@ -52,12 +52,22 @@ class Counts:
     per_digit: dict[int, int]
 
 
-class AdversarialStore:
-    """Append-only store of flagged drawings; thread-safe; every `holdout_every`-th example is held out as test."""
+class FlagLimitError(ValueError):
+    """A session saved as many examples as one session may; nothing was written."""
 
-    def __init__(self, root: str | Path, *, shard: str = "local", holdout_every: int = 5):
+
+class AdversarialStore:
+    """Append-only store of flagged drawings; thread-safe; every `holdout_every`-th example is held out as test.
+
+    `session_limit`: examples one session may add (0: no limit), checked under the lock, so that a burst of
+    concurrent requests cannot slip past it; counted from the rows, so a restart does not reset it."""
+
+    def __init__(self, root: str | Path, *, shard: str = "local", holdout_every: int = 5, session_limit: int = 0):
         if holdout_every < 2:
             raise ValueError(f"holdout_every={holdout_every!r} must be at least 2 (one in N examples held out)")
+        if session_limit < 0:
+            raise ValueError(f"session_limit={session_limit!r} must be 0 (no limit) or more")
+        self.session_limit = session_limit
         if not shard or any(c in shard for c in "/\\.") or shard.startswith("-"):
             raise ValueError(f"shard={shard!r} must be a plain name")
         self.root, self.shard, self.holdout_every = Path(root), shard, holdout_every
@@ -79,6 +89,7 @@ class AdversarialStore:
             self._mine = max(len(own), max(own, default=-1) + 1)
             self._splits = Counter(row["split"] for row in rows)
             self._digits = Counter(row["label"] for row in rows)
+            self._sessions = Counter(row.get("session") or "" for row in rows)
 
     @property
     def own_rows(self) -> int:
@@ -114,6 +125,10 @@ class AdversarialStore:
     def _write(self, drawn: Image.Image, model_input: Image.Image, fields: dict) -> dict:
         example_id = uuid.uuid4().hex
         with self.lock:
+            session = fields["session"]
+            if self.session_limit and session and self._sessions[session] >= self.session_limit:
+                raise FlagLimitError(f"This session has saved {self.session_limit} drawings, as many as one session "
+                                     "may: thank you! Nothing more is saved from it.")
             seq = self._mine
             split = "test" if seq % self.holdout_every == self.holdout_every - 1 else "train"
             folder = self.root / split / self.shard
@@ -129,6 +144,7 @@ class AdversarialStore:
             self._mine += 1
             self._splits[split] += 1
             self._digits[row["label"]] += 1
+            self._sessions[session] += 1
         return row
 
     # ------------------------------------------------------------------ reading

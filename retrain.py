@@ -147,6 +147,8 @@ class RetrainWorker:
         self._lock = threading.Lock()  # guards the counters below
         self._attempts = self._flags = 0  # this round's drawings judged and fooling ones, for the error rate
         self._training = False
+        self._forced = False  # an admin asked for a round now
+        self._busy = threading.Lock()  # held by a round and by a rollback: one of them at a time
         self._last_error: str | None = None
         self._wake, self._stop, self._idle = threading.Event(), threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="retrain-worker", daemon=True)
@@ -170,6 +172,39 @@ class RetrainWorker:
         with self._lock:
             self._attempts += 1
             self._flags += int(fooled)
+
+    def request_round(self) -> None:
+        """An admin's "start a round now": the next wake runs a round, however few examples came in."""
+        with self._lock:
+            self._forced = True
+        self.notify()
+
+    def roll_back(self, to_round: int, base_path: str | Path) -> RoundRecord:
+        """An admin's call: serve again the model of an earlier round (a promoted one, or 0, the base model),
+        recorded as a new promoted round that names the one it rolls back to. Refused while a round runs."""
+        earlier = next((r for r in self.history.records if r.round == to_round and r.status in ("promoted", "base")),
+                       None)
+        if earlier is None:
+            choices = sorted({r.round for r in self.history.records if r.status in ("promoted", "base")})
+            raise ValueError(f"Round {to_round!r} has no model to roll back to; these do: {choices}")
+        if not self._busy.acquire(blocking=False):
+            raise ValueError("A round is running: roll back when it has finished")
+        try:
+            path = self.history.root / earlier.checkpoint if earlier.checkpoint else Path(base_path)
+            model, _ = checkpoints.load(path)
+            number = self.history.next_round()
+            record = replace(earlier, round=number, status="promoted", started=utc_now(), seconds=0,
+                             examples_added=self.history.added_at_last_round(), source=f"rollback to round {to_round}",
+                             checkpoint=earlier.checkpoint, reason=f"an admin rolled back to round {to_round}",
+                             error_rate=None, attempts=None, fooled=None)
+            self.history.append(record)
+            self.predictor.swap(model, {"round": number, "checkpoint": str(path)})
+            with self._lock:
+                self._attempts = self._flags = 0
+            log.warning("round %d: an admin rolled back to round %d (%s)", number, to_round, path)
+            return record
+        finally:
+            self._busy.release()
 
     def wait_idle(self, timeout: float) -> bool:
         """True once the worker has nothing left to do (tests and benchmarks wait on it)."""
@@ -215,8 +250,11 @@ class RetrainWorker:
             try:
                 if not self.history.records:
                     self._record_base()
-                if self.until_next_round() == 0:
-                    self._round()
+                with self._lock:
+                    forced, self._forced = self._forced, False
+                if forced or self.until_next_round() == 0:
+                    with self._busy:
+                        self._round()
             except Exception as err:  # noqa: BLE001 - a failed round must never take the app down
                 log.exception("retrain round failed; the serving model stays")
                 with self._lock:

@@ -10,7 +10,8 @@ the Hub with them; nothing is ever deleted. An example's standing is derived fro
 - pending: waiting for votes (with `required > 0`, not trained on yet).
 
 Only validated examples are trained on and make up the adversarial test set. A report (obscene, not a digit) puts
-an example under review: it leaves the gallery and the validation queue; what happens then is an admin's call.
+an example under review: it leaves the gallery and the validation queue; an admin may then hide it, which takes it
+out of training and testing too (standing "hidden", over any other).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from storage import append_jsonl, read_jsonl, utc_now
 
 VERDICTS = ("correct", "incorrect", "unclear")
 REPORT_REASONS = ("not a digit", "obscene or offensive", "something else")
-STANDINGS = ("validated", "pending", "rejected", "retracted")
+STANDINGS = ("validated", "pending", "rejected", "retracted", "hidden")
 
 
 class ReviewError(ValueError):
@@ -41,14 +42,15 @@ class Standing:
     unclear: int = 0
     decided: str | None = None  # "validated" or "rejected" once one side reached the threshold
     retracted: bool = False
+    removed: bool = False  # an admin hid it
     reports: int = 0
     voters: set[str] = field(default_factory=set)  # who voted: session hashes and display names
     digits: list[int] = field(default_factory=list)  # the right digit, as each "incorrect" voter gave it
 
     @property
     def hidden(self) -> bool:
-        """Not shown to other people (gallery, validation): retracted, or reported."""
-        return self.retracted or self.reports > 0
+        """Not shown to other people (gallery, validation): retracted, reported or hidden by an admin."""
+        return self.retracted or self.removed or self.reports > 0
 
 
 class Reviews:
@@ -84,6 +86,8 @@ class Reviews:
     def status(self, row: dict) -> str:
         """One of STANDINGS."""
         s = self.standing(row["id"])
+        if s.removed:
+            return "hidden"
         if s.retracted:
             return "retracted"
         if s.decided:
@@ -170,6 +174,14 @@ class Reviews:
             raise ReviewError(f"reason={reason!r} must be one of: {', '.join(REPORT_REASONS)}")
         return self._append(row, "report", session, user, reason=reason)
 
+    def hide(self, example_id: str, *, reason: str = "") -> Standing:
+        """An admin's call (the caller checked the password): the example is hidden from everyone and neither
+        trained nor tested on. It stays in the store and the log, marked."""
+        row = self._example(example_id)
+        if self.standing(example_id).removed:
+            raise ReviewError("This example is already hidden")
+        return self._append(row, "hide", None, "admin", reason=str(reason or "")[:200])
+
     def _example(self, example_id: str) -> dict:
         row = self.store.row(str(example_id)) if example_id else None
         if row is None:
@@ -194,6 +206,8 @@ class Reviews:
             s.retracted = True
         elif kind == "report":
             s.reports += 1
+        elif kind == "hide":
+            s.removed = True
         elif kind == "vote":
             s.voters |= _voter_keys_hashed(event["voter"], event.get("user"))
             setattr(s, event["verdict"], getattr(s, event["verdict"]) + 1)

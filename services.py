@@ -63,7 +63,8 @@ def start_services(config: Config) -> Services:
     shard = _plain(config.replica or f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}")
     api = hub_api(config) if config.hub_sync else None
     restored = restore_or_none(api, config.dataset_repo, config.data_dir) if api else None
-    store = AdversarialStore(config.store_dir, shard=shard, holdout_every=config.holdout_every)
+    store = AdversarialStore(config.store_dir, shard=shard, holdout_every=config.holdout_every,
+                             session_limit=config.flags_per_session)
     reviews = Reviews(config.reviews_dir, store, required=config.votes_required)
     history = History(config.rounds_dir / shard / "rounds.jsonl", lock=store.lock)
     history.adopt_latest()

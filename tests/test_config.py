@@ -56,3 +56,12 @@ def test_the_space_id_spaces_set_is_read_and_checked():
     assert Config.from_env({"SPACE_ID": "someone/outwit"}).space_id == "someone/outwit"
     with pytest.raises(ConfigError, match="SPACE_ID='not a repo'"):
         Config.from_env({"SPACE_ID": "not a repo"})
+
+
+def test_the_security_variables_are_read_and_the_password_never_shows():
+    config = Config.from_env({"ADMIN_PASSWORD": "hunter2-but-longer", "FLAGS_PER_SESSION": "25"})
+    assert config.admin_password.reveal() == "hunter2-but-longer" and config.flags_per_session == 25
+    assert "hunter2" not in repr(config) and "hunter2" not in str(config.admin_password)
+    assert Config().admin_password is None and Config().flags_per_session == 100  # no admin tab; a limit
+    with pytest.raises(ConfigError, match="FLAGS_PER_SESSION='-1'"):
+        Config.from_env({"FLAGS_PER_SESSION": "-1"})

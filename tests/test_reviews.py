@@ -62,7 +62,7 @@ def test_required_agreeing_votes_decide_and_incorrect_ones_keep_it_out(store, tm
     reviews.vote(bad["id"], "incorrect", session="cy", digit=5)
     assert reviews.status(bad) == "rejected" and reviews.standing(bad["id"]).digits == [3, 5]
     assert reviews.validated_ever() == 1
-    assert reviews.counts() == {"validated": 1, "pending": 0, "rejected": 1, "retracted": 0}
+    assert reviews.counts() == {"validated": 1, "pending": 0, "rejected": 1, "retracted": 0, "hidden": 0}
 
 
 def test_with_no_votes_required_the_flag_is_trusted_until_a_vote_says_otherwise(store, tmp_path):
