@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import checkpoints
 from metrics import MNIST, Metrics
-from storage import append_jsonl, atomic_write, read_jsonl
+from storage import append_jsonl, atomic_write, read_jsonl, utc_now
 
 log = logging.getLogger(__name__)
 STATUSES = ("base", "promoted", "rejected", "failed")
@@ -95,6 +95,15 @@ class History:
     def added_at_last_round(self) -> int:
         """Examples added when the last round that ran to a decision started: the trigger counts from there."""
         return next((r.examples_added for r in reversed(self.records) if r.status in ("promoted", "rejected")), 0)
+
+    def serve_again(self, earlier: RoundRecord, *, source: str, reason: str) -> RoundRecord:
+        """Record that an earlier round's model serves again (an admin's rollback; a fallback from a checkpoint that
+        cannot be loaded): a new promoted round that names it. The round trigger goes on counting as before."""
+        record = replace(earlier, round=self.next_round(), status="promoted", started=utc_now(), seconds=0,
+                         examples_added=self.added_at_last_round(), source=source, reason=reason,
+                         error_rate=None, attempts=None, fooled=None)
+        self.append(record)
+        return record
 
     def adopt_latest(self) -> bool:
         """A new replica (or a restarted Space) with no history of its own carries on from the replica whose
