@@ -21,7 +21,7 @@ from metrics import Metrics
 from model import build_model
 from retrain import load_serving
 from serving import Predictor
-from tests.app_process import REPO, AppProcess
+from bench.app_process import REPO, AppProcess
 
 
 def rows_on_disk(data_dir) -> list[dict]:

@@ -1,4 +1,4 @@
-"""`python app.py` as its own process on a free loopback port: what the crash tests kill and the load bench loads."""
+"""`python app.py` as its own process on a free loopback port: what the load bench loads and the crash tests kill."""
 from __future__ import annotations
 
 import os
