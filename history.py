@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+import torch.nn as nn
+
 import checkpoints
 from metrics import MNIST, Metrics
 from storage import append_jsonl, atomic_write, read_jsonl, utc_now
@@ -136,3 +138,33 @@ class History:
         log.info("serving round %d from %s", meta.round, source)
         return True
 
+
+def load_serving(history: History, base_path: str | Path) -> tuple[nn.Module, dict]:
+    """The latest promoted round's model if the history has one, else the base checkpoint.
+
+    A checkpoint is written whole before its round is recorded, so a crash never leaves a record pointing at half
+    a file. Should one still not load (a damaged disk, a file removed by hand), the latest earlier model that
+    loads serves, recorded as a new round that says why; the base model is the last resort.
+    """
+    broken = None
+    for record in reversed([r for r in history.records if r.status in ("promoted", "base")]):
+        path = history.root / record.checkpoint if record.checkpoint else Path(base_path)
+        try:
+            model, _ = checkpoints.load(path)
+        except Exception as err:  # noqa: BLE001 - any unreadable file: fall back rather than fail to start
+            if not record.checkpoint:
+                raise  # the base model itself: nothing to fall back to
+            log.error("round %d's checkpoint %s cannot be loaded (%s); trying the round before", record.round,
+                      path, err)
+            broken = broken or record
+            continue
+        if broken is not None:
+            record = history.serve_again(record, source=f"fallback to round {record.round}",
+                                         reason=f"round {broken.round}'s checkpoint could not be loaded")
+        return model, {"round": record.round, "checkpoint": str(path)}
+    model, meta = checkpoints.load(base_path)
+    number = meta.round
+    if broken is not None:
+        number = history.serve_again(RoundRecord(round=meta.round, status="base"), source="fallback to the base model",
+                                     reason=f"round {broken.round}'s checkpoint could not be loaded").round
+    return model, {"round": number, "checkpoint": str(base_path)}

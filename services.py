@@ -11,11 +11,11 @@ import data
 from attacks import Attack
 from config import Config
 from flagging import AdversarialFlagger, AdversarialStore
-from history import History
 from hub import HubLink, SyncStatus, hub_api, restore_or_none, sync_status
 from publish import ModelPublisher, PublishStatus, fetch_published
 from reviews import Reviews
-from retrain import RetrainWorker, WorkerStatus, load_serving, mixed_training_set, standard_eval_sets
+from history import History, load_serving
+from retrain import RetrainWorker, WorkerStatus, mixed_training_set, standard_eval_sets
 from rounds import Recipe
 from serving import Predictor
 

@@ -9,17 +9,15 @@ import threading
 import time
 from collections import Counter
 
-import httpx
 import pytest
 from gradio_client import Client
 from PIL import Image
 
 import checkpoints
 from drawings import client_payload, draw_sketch, fooling_examples
-from history import History, RoundRecord
+from history import History, RoundRecord, load_serving
 from metrics import Metrics
 from model import build_model
-from retrain import load_serving
 from serving import Predictor
 from bench.app_process import REPO, AppProcess
 

@@ -10,7 +10,8 @@ from drawings import fooling_examples
 from flagging import AdversarialStore
 from history import History, RoundRecord
 from metrics import ADVERSARIAL, MNIST
-from retrain import RetrainWorker, load_serving, mixed_training_set, standard_eval_sets
+from history import load_serving
+from retrain import RetrainWorker, mixed_training_set, standard_eval_sets
 from rounds import Recipe, TrainingSet
 from serving import Predictor
 from tests.test_shipped_models import MODELS
