@@ -25,7 +25,8 @@ from admin import admin_tab
 from attack_tab import machine_adversary_tab
 from review_tabs import rounds_tab, validate_tab
 from reviews import Reviews, ReviewError
-from ui import SELECT_BRUSH_JS, clear_canvas_js, digit_choice, display_name_box, sketchpad, user_error, visitor
+from ui import (SELECT_BRUSH_JS, clear_canvas_js, digit_choice, display_name_box, sketchpad, unreadable, user_error,
+                visitor)
 
 log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------- handlers
@@ -93,7 +94,7 @@ def dataset_line(sync: SyncStatus) -> str:
 def accuracy_frame(status: AppStatus) -> pd.DataFrame:
     rows = []
     for record in status.worker.history:
-        if record.status in ("base", "promoted"):
+        if record.served:
             for name, accuracy in (("MNIST test", record.mnist), ("adversarial test", record.adversarial),
                                    ("MNIST under PGD", record.robust)):
                 if accuracy is not None and accuracy.top1 is not None:
@@ -133,7 +134,7 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         except EmptyDrawingError:
             raise
         except ValueError as err:  # not an image we can read: say so, change nothing
-            raise user_error(f"That drawing can't be read: {err}") from None
+            raise unreadable(err) from None
 
     def predict(drawing: dict | None, judged: bool = False):
         """A drawing → the model's probabilities for each digit (top 3 shown); nothing when there is no digit."""

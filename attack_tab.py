@@ -12,7 +12,7 @@ from attacks import Attack
 from preprocess import EmptyDrawingError, preprocess
 from robustness import AttackedDrawing, attack_input
 from services import Services
-from ui import clear_canvas_js, digit_choice, sketchpad, user_error, visitor
+from ui import clear_canvas_js, digit_choice, sketchpad, unreadable, user_error, visitor
 
 EPS_CHOICES = (0.02, 0.3)  # the slider's range; MNIST's usual budgets are 0.1 to 0.3
 ATTACK_STEPS = 40
@@ -57,7 +57,7 @@ def make_handlers(services: Services):
         except EmptyDrawingError:
             model_input = None
         except ValueError as err:
-            raise user_error(f"That drawing can't be read: {err}") from None
+            raise unreadable(err) from None
         if model_input is None:
             raise user_error("Draw a digit first")
         model, meta = predictor.current

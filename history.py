@@ -45,6 +45,11 @@ class RoundRecord:
         if self.status not in STATUSES:
             raise ValueError(f"status={self.status!r} must be one of {STATUSES}")
 
+    @property
+    def served(self) -> bool:
+        """Its model served: the base model, or a promoted round."""
+        return self.status in ("base", "promoted")
+
     def to_json(self) -> dict:
         row = {f.name: getattr(self, f.name) for f in fields(self)}
         row["metrics"], row["baseline"] = self.metrics.to_json(), self.baseline.to_json()
@@ -89,7 +94,7 @@ class History:
 
     def serving(self) -> RoundRecord | None:
         """The latest round whose model was promoted (or the base record)."""
-        return next((r for r in reversed(self.records) if r.status in ("promoted", "base")), None)
+        return next((r for r in reversed(self.records) if r.served), None)
 
     def next_round(self) -> int:
         return max((r.round for r in self.records), default=0) + 1
@@ -97,6 +102,10 @@ class History:
     def added_at_last_round(self) -> int:
         """Examples added when the last round that ran to a decision started: the trigger counts from there."""
         return next((r.examples_added for r in reversed(self.records) if r.status in ("promoted", "rejected")), 0)
+
+    def model_path(self, record: RoundRecord, base_path: str | Path) -> Path:
+        """Where a served round's model is: its checkpoint, or the base model's when it has none."""
+        return self.root / record.checkpoint if record.checkpoint else Path(base_path)
 
     def serve_again(self, earlier: RoundRecord, *, source: str, reason: str) -> RoundRecord:
         """Record that an earlier round's model serves again (an admin's rollback; a fallback from a checkpoint that
@@ -147,8 +156,8 @@ def load_serving(history: History, base_path: str | Path) -> tuple[nn.Module, di
     loads serves, recorded as a new round that says why; the base model is the last resort.
     """
     broken = None
-    for record in reversed([r for r in history.records if r.status in ("promoted", "base")]):
-        path = history.root / record.checkpoint if record.checkpoint else Path(base_path)
+    for record in reversed([r for r in history.records if r.served]):
+        path = history.model_path(record, base_path)
         try:
             model, _ = checkpoints.load(path)
         except Exception as err:  # noqa: BLE001 - any unreadable file: fall back rather than fail to start

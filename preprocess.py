@@ -58,8 +58,13 @@ def _to_ink(drawing: Any) -> np.ndarray:
 
 
 def _check_size(shape: tuple) -> None:
-    if max(shape[:2]) > MAX_SIDE:
-        raise ValueError(f"the image is {shape[1]}×{shape[0]} px; at most {MAX_SIDE}×{MAX_SIDE} is accepted")
+    check_side(width=shape[1], height=shape[0])
+
+
+def check_side(width: int, height: int) -> None:
+    """ValueError for an image bigger than MAX_SIDE either way (the app asks before decoding an upload)."""
+    if max(width, height) > MAX_SIDE:
+        raise ValueError(f"the image is {width}×{height} px; at most {MAX_SIDE}×{MAX_SIDE} is accepted")
 
 
 def ink_image(drawing: Any) -> np.ndarray:

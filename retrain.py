@@ -182,15 +182,14 @@ class RetrainWorker:
     def roll_back(self, to_round: int, base_path: str | Path) -> RoundRecord:
         """An admin's call: serve again the model of an earlier round (a promoted one, or 0, the base model),
         recorded as a new promoted round that names the one it rolls back to. Refused while a round runs."""
-        earlier = next((r for r in self.history.records if r.round == to_round and r.status in ("promoted", "base")),
-                       None)
+        earlier = next((r for r in self.history.records if r.round == to_round and r.served), None)
         if earlier is None:
-            choices = sorted({r.round for r in self.history.records if r.status in ("promoted", "base")})
+            choices = sorted({r.round for r in self.history.records if r.served})
             raise ValueError(f"Round {to_round!r} has no model to roll back to; these do: {choices}")
         if not self._busy.acquire(blocking=False):
             raise ValueError("A round is running: roll back when it has finished")
         try:
-            path = self.history.root / earlier.checkpoint if earlier.checkpoint else Path(base_path)
+            path = self.history.model_path(earlier, base_path)
             model, _ = checkpoints.load(path)
             record = self.history.serve_again(earlier, source=f"rollback to round {to_round}",
                                               reason=f"an admin rolled back to round {to_round}")

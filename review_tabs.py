@@ -104,7 +104,7 @@ def rounds_tab(services: Services) -> gr.Tab:
                 leaderboard(store, reviews))
 
     def round_choices():
-        served = sorted({r.round for r in worker.history.records if r.status in ("base", "promoted")}, reverse=True)
+        served = sorted({r.round for r in worker.history.records if r.served}, reverse=True)
         return gr.update(choices=served or [0], value=served[0] if served else 0)
 
     def download(model_round: int | None) -> str:

@@ -38,7 +38,7 @@ def tried_per_round(records: list[RoundRecord], live_attempts: int) -> dict[int,
     """Drawings each serving model judged: kept in the record of the round that replaced it (its count then), the
     serving model's from the worker (`live_attempts`)."""
     tried: dict[int, int | None] = {}
-    served = [i for i, r in enumerate(records) if r.status in ("base", "promoted")]
+    served = [i for i, r in enumerate(records) if r.served]
     for position, i in enumerate(served):
         later = served[position + 1] if position + 1 < len(served) else None
         tried[records[i].round] = records[later].attempts if later is not None else live_attempts

@@ -8,7 +8,7 @@ import gradio as gr
 import PIL.Image
 from gradio.data_classes import FileData
 
-from preprocess import MAX_SIDE
+from preprocess import check_side
 
 CANVAS = 280  # px; with BRUSH_RADIUS a digit drawn over most of the canvas gets MNIST-like strokes
 BRUSH_RADIUS = 9
@@ -46,9 +46,14 @@ def user_error(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+def unreadable(reason: object) -> gr.Error:
+    """A drawing that is not an image the app can read, and why."""
+    return user_error(f"That drawing can't be read: {reason}")
+
+
 class CheckedSketchpad(gr.Sketchpad):
     """A Sketchpad that refuses what is not a drawing with a message the sender can read: a file that is not an
-    image, a truncated one, one bigger than MAX_SIDE (judged from its header, before any pixel is decoded) or a
+    image, a truncated one, one too big (judged from its header, before any pixel is decoded) or a
     decompression bomb. Out of the box those fail inside Gradio with an opaque "the app raised an exception"."""
 
     def get_block_name(self) -> str:
@@ -62,7 +67,7 @@ class CheckedSketchpad(gr.Sketchpad):
         try:
             return super().preprocess(payload)
         except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as err:
-            raise user_error(f"That drawing can't be read: {err}") from None
+            raise unreadable(err) from None
 
 
 def _check_image_file(path: str) -> None:
@@ -72,12 +77,13 @@ def _check_image_file(path: str) -> None:
             with PIL.Image.open(path) as image:  # reads the header only
                 width, height = image.size
     except PIL.Image.DecompressionBombError as err:
-        raise user_error(f"That drawing can't be read: {err}") from None
+        raise unreadable(err) from None
     except (OSError, SyntaxError, ValueError):
-        raise user_error("That drawing can't be read: the file is not an image") from None
-    if max(width, height) > MAX_SIDE:
-        raise user_error(f"That drawing can't be read: the image is {width}×{height} px; at most "
-                         f"{MAX_SIDE}×{MAX_SIDE} is accepted")
+        raise unreadable("the file is not an image") from None
+    try:
+        check_side(width, height)
+    except ValueError as err:
+        raise unreadable(err) from None
 
 
 class DigitRadio(gr.Radio):

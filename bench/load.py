@@ -6,8 +6,8 @@ Starts `python app.py` as its own process on a free port (a temporary data folde
 then runs `--users` gradio_client visitors in threads: each draws (a /predict per stroke's end), and one drawing in
 three is flagged with a digit the model did not guess, so every flag is accepted and a round starts every
 `--every` flags; each visitor also reads /status as an open page would. Beside them a probe calls /predict over
-plain HTTP ten times a second: the server's own latency, without the client's. Afterwards the app is stopped as a Space is
-(SIGTERM) and the disk is read back: every flag acknowledged to a client must be there exactly once.
+plain HTTP ten times a second: the server's own latency, without the client's. Afterwards the app is stopped as a
+Space is (SIGTERM) and the disk is read back: every flag acknowledged to a client must be there exactly once.
 
 Prints one JSON line: per endpoint the calls, errors, throughput and p50/p99 latency; flags acknowledged and found;
 rounds run during the load.
