@@ -94,7 +94,7 @@ def dataset_line(sync: SyncStatus) -> str:
 def accuracy_frame(status: AppStatus) -> pd.DataFrame:
     rows = []
     for record in status.worker.history:
-        if record.served:
+        if record.status in ("base", "promoted"):  # a RoundSummary: the JSON status, not a RoundRecord
             for name, accuracy in (("MNIST test", record.mnist), ("adversarial test", record.adversarial),
                                    ("MNIST under PGD", record.robust)):
                 if accuracy is not None and accuracy.top1 is not None:
