@@ -34,11 +34,16 @@ def atomic_write(path: str | Path, payload: bytes) -> Path:
 
 
 def append_jsonl(path: str | Path, row: dict) -> None:
-    """Append one row and flush it to disk before returning."""
+    """Append one row and flush it to disk before returning. A line cut short by a crash is ended first, so that
+    it never swallows the new row."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, sort_keys=True) + "\n")
+    with open(path, "a+b") as f:
+        torn = False
+        if f.seek(0, os.SEEK_END) > 0:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+        f.write((b"\n" if torn else b"") + json.dumps(row, sort_keys=True).encode() + b"\n")
         f.flush()
         os.fsync(f.fileno())
 

@@ -120,6 +120,8 @@ def test_a_torn_last_line_is_skipped_with_a_warning(tmp_path, caplog):
         again = AdversarialStore(tmp_path)
     assert again.counts().total == 2
     assert "line 3" in caplog.text
+    add(again)  # the next example after the restart is not swallowed by the torn line
+    assert AdversarialStore(tmp_path).counts().total == 3
 
 
 def test_concurrent_flags_are_all_kept(tmp_path):
