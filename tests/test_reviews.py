@@ -187,7 +187,8 @@ def test_a_round_zip_is_an_imagefolder_with_each_examples_standing(store, tmp_pa
     payload = round_zip(store, reviews, 1)
     folder = tmp_path / "unzipped"
     zipfile.ZipFile(io.BytesIO(payload)).extractall(folder)
-    loaded = datasets.load_dataset("imagefolder", data_dir=str(folder / "round-0001"))
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(folder / "round-0001"),
+                                  cache_dir=str(tmp_path / "cache"))  # never an earlier run's cached copy
     assert sorted(loaded) == ["test", "train"] and len(loaded["train"]) == 4 and len(loaded["test"]) == 1
     standing = {r["id"]: r["standing"] for r in loaded["train"]}
     assert standing[rows[0]["id"]] == "retracted" and standing[rows[1]["id"]] == "validated"
