@@ -34,9 +34,9 @@ configs:
 - config_name: default
   data_files:
   - split: train
-    path: "adversarial/train/**"
+    path: "adversarial/train/*/*.parquet"
   - split: test
-    path: "adversarial/test/**"
+    path: "adversarial/test/*/*.parquet"
 ---
 # Outwit: handwritten digits that fooled a model
 
@@ -59,6 +59,7 @@ MNIST guesses it, and the drawings it gets wrong are saved here with the digit t
 | `session` | a short hash of the visitor's session, to group one visitor's examples |
 | `user` | the name a signed-in visitor saved it under, if any |
 | `id`, `seq`, `shard` | the example's id, its place among its shard's additions, and the app replica that wrote it |
+| `extra` | any other fields of the example, as JSON (empty for most) |
 
 ## Load it
 
@@ -68,12 +69,22 @@ ds = datasets.load_dataset("{repo_id}")
 ds["train"][0]["image"], ds["train"][0]["label"]
 ```
 
-Or, after `hf download {repo_id} --repo-type dataset --local-dir outwit`:
-`datasets.load_dataset("imagefolder", data_dir="outwit/adversarial")`.
+Or, after `hf download {repo_id} --repo-type dataset --local-dir outwit`: `datasets.load_dataset("outwit")`.
 
-`rounds/<replica>/rounds.jsonl` records each retraining round (accuracies, promoted or not, the recipe) and
-`rounds/<replica>/round-NNNN.safetensors` are the promoted models: safetensors files whose metadata describes them
-(load one with Outwit's `checkpoints.load`, or its weights with `safetensors.torch.load_file`).
+## Layout
+
+Each app replica writes its own folder (`<replica>`), so that replicas never overwrite each other.
+
+| path | what |
+| --- | --- |
+| `adversarial/{{train,test}}/<replica>/pack-NNNNN.parquet` | the examples, 1,000 a pack, both images inside |
+| `reviews/<replica>/reviews-NNNNN.jsonl` | votes, retractions and reports, one JSON line each, 10,000 a file |
+| `rounds/<replica>/rounds-NNNNN.jsonl` | each retraining round: accuracies, promoted or not, the recipe |
+| `rounds/<replica>/round-NNNN.safetensors` | the newest promoted models (earlier ones are in this repo's history) |
+
+A pack stays under 10,000 entries a folder and 100,000 files a repo for a million examples. The models are
+safetensors files whose metadata describes them (load one with Outwit's `checkpoints.load`, or its weights with
+`safetensors.torch.load_file`).
 """
 
 

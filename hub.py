@@ -1,94 +1,45 @@
-"""The Hugging Face Hub as the shared store: restore on start, push what is new in the background.
+"""The Hugging Face Hub as the shared store: restore on start (hub_restore.py), push what is new in the background.
 
-The dataset repo mirrors the data folder: the examples' imagefolder (`adversarial/{train,test}/<shard>/...`), the
-rounds (`rounds/<shard>/rounds.jsonl` and promoted checkpoints), the review events (`reviews/<shard>/reviews.jsonl`:
-votes, retractions, reports) and a dataset card. Each app replica writes only
-its own shard, so replicas never overwrite each other. `DatasetSync` is a
-`huggingface_hub.CommitScheduler`: every `sync_every` minutes one commit carries whatever is new; a flag never
-makes a commit of its own. When the Hub is unreachable or refuses, the examples stay on disk and go up on a later
-tick; a file is marked sent only after the commit that carries it succeeded.
+The dataset repo holds the data folder in the layout of hub_layout.py: the examples in Parquet packs
+(`adversarial/{train,test}/<shard>/pack-NNNNN.parquet`), the rounds (`rounds/<shard>/rounds-NNNNN.jsonl` and
+promoted checkpoints), the review events (`reviews/<shard>/reviews-NNNNN.jsonl`: votes, retractions, reports) and
+a dataset card. Each app replica writes only its own shard, so replicas never overwrite each other. `DatasetSync`
+is a `huggingface_hub.CommitScheduler`: every `sync_every` minutes it sends whatever is new, in commits of at
+most 100 files; a flag never makes a commit of its own. When the Hub is unreachable or refuses, the examples stay
+on disk and go up on a later tick; a part is marked sent only after the commit that carries it succeeded.
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from huggingface_hub import CommitOperationAdd, CommitScheduler, HfApi, snapshot_download
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, CommitScheduler, HfApi
 from huggingface_hub._commit_scheduler import PartialFileIO
-from huggingface_hub.errors import RepositoryNotFoundError
+from huggingface_hub.errors import EntryNotFoundError
 
 from cards import dataset_card
 from config import Config
-from flagging import SPLITS, AdversarialStore
+from flagging import AdversarialStore
+from hub_layout import CHECKPOINT, Layout, Part, checkpoints_to_drop, chunked, is_table, parts_to_send
+from hub_restore import OnHub, restore_dataset
 from storage import atomic_write, utc_now
 
 log = logging.getLogger(__name__)
-SYNCED = [f"adversarial/{split}/**" for split in SPLITS] + ["reviews/**", "rounds/**", "README.md"]
-OLD_CARD_PLACEHOLDER = "(https://github.com/)"  # cards written before they had real links: rewritten once
+OLD_CARD_MARKS = ("(https://github.com/)", 'path: "adversarial/train/**"')  # cards of older layouts: rewritten once
 
 
 def hub_api(config: Config) -> HfApi:
     return HfApi(endpoint=config.hub_endpoint or None, token=config.hf_token.reveal(), library_name="outwit")
 
 
-def restore_dataset(api: HfApi, repo_id: str, root: Path) -> dict[Path, float]:
-    """Bring the dataset repo's files into the data folder `root`; returns the files now the same here as on the
-    Hub, with their mtimes, so that the sync does not send them again. A repo that does not exist restores nothing.
-
-    The repo is downloaded beside the data (`root/.hub-restore`) and merged in, never over newer local data: the
-    files are append-only, so a local file at least as long as the Hub's holds everything the Hub has and more
-    (rows written after the last push, before a crash); it is kept, and goes up on the next push.
-    """
-    staging = root / ".hub-restore"
-    try:
-        try:
-            snapshot_download(repo_id, repo_type="dataset", local_dir=staging, allow_patterns=SYNCED,
-                              endpoint=api.endpoint, token=api.token)
-        except RepositoryNotFoundError:
-            log.info("dataset repo %s does not exist yet: nothing to restore", repo_id)
-            return {}
-        return _merge(staging, root, repo_id)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # merged (or failed): the data must not sit on disk twice
-
-
-def _merge(staging: Path, root: Path, repo_id: str) -> dict[Path, float]:
-    on_hub = {}
-    for remote in staging.rglob("*"):
-        if not remote.is_file() or not _synced(staging, remote):
-            continue
-        local = root / remote.relative_to(staging)
-        if local.exists() and local.stat().st_size > remote.stat().st_size:
-            continue  # more here than on the Hub: keep it, push it
-        if not local.exists() or local.read_bytes() != remote.read_bytes():
-            atomic_write(local, remote.read_bytes())
-        on_hub[local.resolve()] = local.stat().st_mtime
-    log.info("restored %d files from dataset repo %s", len(on_hub), repo_id)
-    return on_hub
-
-
-def restore_or_none(api: HfApi, repo_id: str, root: Path) -> dict[Path, float] | None:
-    """restore_dataset, or None when the Hub cannot be reached: the app then starts from local disk."""
-    try:
-        return restore_dataset(api, repo_id, root)
-    except Exception as err:  # noqa: BLE001 - unreachable, 5xx, 429...: serve locally, sync retries later
-        log.warning("could not restore from dataset repo %s, starting from local disk: %s", repo_id, err)
-        return None
-
-
-def _synced(root: Path, path: Path) -> bool:
-    """What the sync carries: the examples, the rounds, the reviews, the card; no dot-files (downloads' caches,
-    temporaries)."""
-    parts = path.relative_to(root).parts
-    if any(p.startswith(".") for p in parts):
-        return False
-    if parts[0] == "adversarial":
-        return len(parts) > 2 and parts[1] in SPLITS
-    return parts == ("README.md",) or parts[0] in ("rounds", "reviews")
+def _loose(rel: str) -> bool:
+    """What the sync sends as files (the tables go as parts): checkpoints and the card."""
+    return rel == "README.md" or CHECKPOINT.match(rel) is not None
 
 
 @dataclass(frozen=True)
@@ -136,45 +87,109 @@ def sync_status(config: Config, store: AdversarialStore, link: "HubLink | None")
 
 
 class DatasetSync(CommitScheduler):
-    """Pushes the store's new files to the dataset repo, scanning under the store's own lock.
+    """Pushes what is new in the data folder to the dataset repo in the layout of hub_layout.py, looking under the
+    store's own lock (the one its writers hold), in commits of at most `layout.commit_files` files.
 
-    (The scheduler's own `lock` is not used: the store's is the one its writers hold.)
+    A part is recorded as in the repo only after the commit that carries it succeeded; a failed commit leaves the
+    rest for the next tick. `keep`: repo paths of checkpoints to keep beside each replica's newest (the one
+    serving). (The scheduler's own `lock` is not used.)
     """
 
     def __init__(self, *, store: AdversarialStore, root: Path, repo_id: str, every: float, hf_api: HfApi,
-                 progress: SyncProgress, card: str, already_on_hub: dict[Path, float] | None = None):
+                 progress: SyncProgress, card: str, on_hub: OnHub | None = None, layout: Layout = Layout(),
+                 keep: Callable[[], set[str]] = set):
         # Everything the scheduler thread reads is set before super().__init__ starts it.
-        self.store, self.progress = store, progress
-        self._on_hub = {Path(p).resolve(): mtime for p, mtime in (already_on_hub or {}).items()}
+        self.store, self.progress, self.layout, self.keep = store, progress, layout, keep
+        self.on_hub = on_hub or OnHub()
         card_path = Path(root) / "README.md"
-        if not card_path.exists() or OLD_CARD_PLACEHOLDER in card_path.read_text(encoding="utf-8"):
+        if not card_path.exists() or any(mark in card_path.read_text(encoding="utf-8") for mark in OLD_CARD_MARKS):
             atomic_write(card_path, card.encode())
-        # push_to_hub below picks the files itself (`_synced`), so no allow_patterns here
         super().__init__(repo_id=repo_id, repo_type="dataset", folder_path=root, every=every, hf_api=hf_api)
 
     def push_to_hub(self):
-        with self.store.lock:  # the store appends under this lock: a scan never catches half a row
+        with self.store.lock:  # the store appends under this lock: a look never catches half a row
             own_rows = self.store.own_rows
-            files = [(path, path.relative_to(self.folder_path).as_posix(), path.stat())
-                     for path in sorted(self.folder_path.rglob("*")) if path.is_file()]
-            files = [(path, rel, st) for path, rel, st in files if _synced(self.folder_path, path)
-                     and self.last_uploaded.get(path, self._on_hub.get(path)) != st.st_mtime]
-        if not files:
-            self.progress.update(pushed_rows=own_rows, last_push=utc_now(), last_error=None)
-            return None
-        operations = [CommitOperationAdd(path_or_fileobj=PartialFileIO(path, size_limit=st.st_size), path_in_repo=rel)
-                      for path, rel, st in files]
+            tables = {rel: path.stat().st_size for path, rel in self._files() if is_table(rel)}
+            files = [(path, rel, path.stat().st_mtime) for path, rel in self._files() if _loose(rel)]
+        wanted = self._checkpoints_wanted({rel for _, rel, _ in files} | self.on_hub.checkpoints)
+        files = [(path, rel, mtime) for path, rel, mtime in files if self._to_send(path, rel, mtime, wanted)]
+        parts = (part for table, end in sorted(tables.items())
+                 for part in parts_to_send(table, self.folder_path, end, self.on_hub.table(table), self.layout))
+        info = None
         try:
-            info = self.api.create_commit(repo_id=self.repo_id, repo_type="dataset", operations=operations,
-                                          commit_message=f"Add examples from {self.store.shard}")
+            for batch in chunked(itertools.chain(files, parts), self.layout.commit_files):
+                info = self._commit([_add(item) for item in batch], f"Add examples from {self.store.shard}")
+                self._record(batch)
+            self._delete(self._stale(wanted))
         except Exception as err:
             self.progress.update(last_error=f"{type(err).__name__}: {err}")
-            log.warning("push to %s failed; %d files wait for the next tick: %s", self.repo_id, len(files), err)
+            log.warning("push to %s failed; what is left waits for the next tick: %s", self.repo_id, err)
             raise
-        for path, _, st in files:  # only now are they on the Hub
-            self.last_uploaded[path] = st.st_mtime
         self.progress.update(pushed_rows=own_rows, last_push=utc_now(), last_error=None)
         return info
+
+    def _files(self):
+        for path in sorted(self.folder_path.rglob("*")):
+            rel = path.relative_to(self.folder_path).as_posix()
+            if path.is_file() and not any(name.startswith(".") for name in rel.split("/")):
+                yield path, rel
+
+    def _to_send(self, path: Path, rel: str, mtime: float, wanted: set[str]) -> bool:
+        if self.last_uploaded.get(path, self.on_hub.files.get(path)) == mtime:
+            return False
+        return rel in wanted or not CHECKPOINT.match(rel)
+
+    def _checkpoints_wanted(self, paths: set[str]) -> set[str]:
+        """The checkpoints the repo keeps: each replica's newest, and those the app needs (the one serving)."""
+        newest = {p for p in paths if CHECKPOINT.match(p)} - set(checkpoints_to_drop(paths, self.layout.checkpoints))
+        return newest | (self.keep() & paths)
+
+    def _commit(self, operations: list, message: str):
+        return self.api.create_commit(repo_id=self.repo_id, repo_type="dataset", operations=operations,
+                                      commit_message=message)
+
+    def _record(self, batch: list) -> None:
+        for item in batch:
+            if isinstance(item, Part):
+                self.on_hub.table(item.table).record(item)
+            else:
+                path, rel, mtime = item
+                self.last_uploaded[path] = mtime
+                if CHECKPOINT.match(rel):
+                    self.on_hub.checkpoints.add(rel)
+
+    def _stale(self, wanted: set[str]) -> list[tuple[str, bool]]:
+        """What the repo no longer needs: old-layout copies of tables whose parts hold as much, and checkpoints
+        other than the `wanted`."""
+        stale = [(path, False) for path in sorted(self.on_hub.checkpoints - wanted)]
+        for table, (lines, paths) in sorted(self.on_hub.legacy.items()):
+            if self.on_hub.table(table).lines >= lines:
+                stale.extend(paths)
+        return stale
+
+    def _delete(self, stale: list[tuple[str, bool]]) -> None:
+        """Delete in commits of their own; a path already gone (another replica got there first) is not an error."""
+        for batch in chunked(stale, self.layout.commit_files):
+            operations = [CommitOperationDelete(path_in_repo=path, is_folder=folder) for path, folder in batch]
+            try:
+                self._commit(operations, f"Tidy the layout from {self.store.shard}")
+            except EntryNotFoundError:
+                for operation in operations:  # one at a time, to find those still there
+                    with contextlib.suppress(EntryNotFoundError):
+                        self._commit([operation], f"Tidy the layout from {self.store.shard}")
+            self._forget([path for path, _ in batch])
+
+    def _forget(self, paths: list[str]) -> None:
+        self.on_hub.checkpoints.difference_update(paths)
+        for table in [t for t, (_, legacy) in self.on_hub.legacy.items() if {p for p, _ in legacy} <= set(paths)]:
+            del self.on_hub.legacy[table]
+
+
+def _add(item) -> CommitOperationAdd:
+    if isinstance(item, Part):
+        return CommitOperationAdd(path_or_fileobj=item.payload, path_in_repo=item.path_in_repo)
+    path, rel, _ = item
+    return CommitOperationAdd(path_or_fileobj=PartialFileIO(path, size_limit=path.stat().st_size), path_in_repo=rel)
 
 
 class HubLink:
@@ -182,11 +197,13 @@ class HubLink:
     tries again every `sync_every` minutes while the app serves from local disk. The page shows its state."""
 
     def __init__(self, *, config: Config, store: AdversarialStore, api: HfApi,
-                 restored: dict[Path, float] | None = None, on_restored: Callable[[], None] | None = None):
+                 restored: OnHub | None = None, on_restored: Callable[[], None] | None = None,
+                 keep: Callable[[], set[str]] = set, layout: Layout = Layout()):
         """`restored`: what start-up already downloaded; None if it could not, and this link should restore.
-        `on_restored`: called after a late restore, beside the store's refresh (e.g. the reviews' refresh)."""
+        `on_restored`: called after a late restore, beside the store's refresh (e.g. the reviews' refresh).
+        `keep`, `layout`: as for DatasetSync."""
         self.config, self.store, self.api, self._restored = config, store, api, restored
-        self.on_restored = on_restored
+        self.on_restored, self.keep, self.layout = on_restored, keep, layout
         self.sync: DatasetSync | None = None
         self.progress = SyncProgress()
         self._stop = threading.Event()
@@ -227,7 +244,8 @@ class HubLink:
                         self.on_restored()
                 self.sync = DatasetSync(store=self.store, root=self.config.data_dir, repo_id=self.config.dataset_repo,
                                         every=self.config.sync_every, hf_api=self.api, progress=self.progress,
-                                        card=card, already_on_hub=self._restored)
+                                        card=card, on_hub=self._restored, keep=self.keep,
+                                        layout=self.layout)
                 self._ready.set()
                 return
             except Exception as err:  # noqa: BLE001 - the app keeps serving from disk; tried again later

@@ -11,7 +11,8 @@ import data
 from attacks import Attack
 from config import Config
 from flagging import AdversarialFlagger, AdversarialStore
-from hub import HubLink, SyncStatus, hub_api, restore_or_none, sync_status
+from hub import HubLink, SyncStatus, hub_api, sync_status
+from hub_restore import restore_or_none
 from publish import ModelPublisher, PublishStatus, fetch_published
 from reviews import Reviews
 from history import History, load_serving
@@ -81,8 +82,8 @@ def start_services(config: Config) -> Services:
                                    card_links=links).start()
     model, meta = load_serving(history, config.model_path)
     predictor = Predictor(model, meta)
-    hub = HubLink(config=config, store=store, api=api, restored=restored, on_restored=reviews.refresh).start() \
-        if api else None
+    hub = HubLink(config=config, store=store, api=api, restored=restored, on_restored=reviews.refresh,
+                  keep=lambda: _serving_checkpoint(history)).start() if api else None
     mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
     mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
     robust = robust_attack(config.robust_eps)
@@ -101,6 +102,12 @@ def start_services(config: Config) -> Services:
 def robust_attack(eps: float) -> Attack | None:
     """PGD-20 with Madry's step-to-budget ratio (2.5·eps/steps): cheap enough to run in every round; None at 0."""
     return Attack("pgd", eps, steps=20, step_size=2.5 * eps / 20) if eps > 0 else None
+
+
+def _serving_checkpoint(history: History) -> set[str]:
+    """The dataset repo path of the serving round's checkpoint: kept there however old it grows."""
+    serving = history.serving()
+    return {f"rounds/{serving.checkpoint}"} if serving and serving.checkpoint else set()
 
 
 def _plain(name: str) -> str:

@@ -1,6 +1,6 @@
 """A server on 127.0.0.1 that speaks the parts of the Hugging Face Hub's HTTP API that huggingface_hub uses here:
 repo creation, README validation, preupload, the NDJSON commit, repo info, tree listing and file download
-(HEAD and GET).
+(HEAD and GET), file and folder deletion.
 
 Every file is stored in memory per repo; each commit is logged with the paths it added, so tests can check that
 nothing was sent twice. `fail_next(n, status)` makes the next n requests answer with an error (503, 429, ...);
@@ -34,7 +34,7 @@ def api_for(server: "FakeHub") -> HfApi:
 class Repo:
     def __init__(self):
         self.files: dict[str, bytes] = {}
-        self.commits: list[dict] = []  # {"oid", "message", "added": [paths]}
+        self.commits: list[dict] = []  # {"oid", "message", "added": [paths], "deleted": [paths]}
 
     @property
     def sha(self) -> str:
@@ -152,16 +152,28 @@ class FakeHub:
             def _commit(self, repo: Repo, repo_url: str, body: bytes):
                 lines = [json.loads(line) for line in body.splitlines() if line.strip()]
                 header = next(line["value"] for line in lines if line["key"] == "header")
-                added = {}
+                added, deleted = {}, []
                 for line in lines:
                     if line["key"] == "file":
                         added[line["value"]["path"]] = base64.b64decode(line["value"]["content"])
-                    elif line["key"] in ("lfsFile", "deletedFile", "deletedFolder"):
+                    elif line["key"] in ("deletedFile", "deletedFolder"):
+                        deleted.append((line["value"]["path"].rstrip("/"), line["key"] == "deletedFolder"))
+                    elif line["key"] == "lfsFile":
                         return self._reply(400, {"error": f"{line['key']} is not supported by this test server"})
                 with hub._lock:
+                    gone = {p for path, folder in deleted for p in repo.files
+                            if p == path or (folder and p.startswith(path + "/"))}
+                    missing = [path for path, folder in deleted
+                               if not any(p == path or (folder and p.startswith(path + "/")) for p in repo.files)]
+                    if missing:  # as the Hub does: the whole commit is refused
+                        return self._reply(404, {"error": f"Entry not found: {missing[0]}"},
+                                           {"X-Error-Code": "EntryNotFound"})
+                    for path in gone:
+                        del repo.files[path]
                     repo.files.update(added)
-                    oid = hashlib.sha1(f"{len(repo.commits)}{sorted(added)}".encode()).hexdigest()
-                    repo.commits.append({"oid": oid, "message": header.get("summary"), "added": sorted(added)})
+                    oid = hashlib.sha1(f"{len(repo.commits)}{sorted(added)}{sorted(gone)}".encode()).hexdigest()
+                    repo.commits.append({"oid": oid, "message": header.get("summary"), "added": sorted(added),
+                                         "deleted": sorted(gone)})
                 self._reply(200, {"commitUrl": f"{repo_url}/commit/{oid}", "commitOid": oid,
                                   "pullRequestUrl": None})
 

@@ -11,7 +11,9 @@ import services as app_services
 from config import Config, Secret
 from drawings import rotated_sketch
 from flagging import AdversarialStore
-from hub import HubLink, restore_dataset
+from hub import HubLink
+from hub_layout import jsonl, unpack
+from hub_restore import restore_dataset
 from tests.hub_server import REPO, TOKEN, FakeHub, api_for
 
 def link(server: FakeHub, root: Path, shard: str) -> tuple[AdversarialStore, HubLink]:
@@ -33,6 +35,12 @@ def flag(store: AdversarialStore, n: int, start: int = 0) -> None:
 def tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for split in ("train", "test")
             for p in (root / "adversarial" / split).rglob("*") if p.is_file()}
+
+
+def hub_rows(server: FakeHub) -> list[dict]:
+    """Every example row in the repo's packs."""
+    return [row for path, payload in sorted(server.repo(REPO).files.items()) if path.endswith(".parquet")
+            for row in unpack(payload).rows]
 
 
 def restored_store(server: FakeHub, root: Path) -> AdversarialStore:
@@ -85,8 +93,8 @@ def test_hub_down_then_back_everything_arrives_exactly_once(hub, tmp_path):
     hub.fail_next(1, 429)
     hub_link.sync.trigger().result(60)
     assert hub_link.status().waiting == 0 and hub_link.status().last_error is None
-    added = Counter(path for commit in hub.repo(REPO).commits for path in commit["added"] if path.endswith(".png"))
-    assert len(added) == 18 and set(added.values()) == {1}  # each image sent exactly once
+    on_hub = Counter(row["id"] for row in hub_rows(hub))
+    assert len(on_hub) == 9 and set(on_hub.values()) == {1}  # each example there exactly once
     ids = [r["id"] for r in restored_store(hub, tmp_path / "fresh").rows()]
     assert sorted(ids) == sorted(r["id"] for r in store.rows()) and len(set(ids)) == 9
     hub_link.stop(final_push=False)
@@ -110,7 +118,8 @@ def test_two_replicas_flagging_at_once_overwrite_nothing(hub, tmp_path):
     rows = restored_store(hub, tmp_path / "fresh").rows()
     assert len(rows) == 24 and Counter(r["shard"] for r in rows) == {"replica-a": 12, "replica-b": 12}
     files = hub.repo(REPO).files
-    assert {p.split("/")[2] for p in files if p.endswith("metadata.jsonl")} == {"replica-a", "replica-b"}
+    assert {p.split("/")[2] for p in files if p.endswith(".parquet")} == {"replica-a", "replica-b"}
+    assert Counter(row["shard"] for row in hub_rows(hub)) == {"replica-a": 12, "replica-b": 12}
     link_a.stop(final_push=False)
     link_b.stop(final_push=False)
 
@@ -177,8 +186,8 @@ def test_the_app_syncs_shows_the_state_and_never_shows_the_token(hub, tmp_path, 
         status = client.predict(api_name="/status")
         assert status["sync"]["waiting"] == 0 and status["sync"]["last_push"]
         shard = services.store.shard
-        assert any(p.startswith(f"adversarial/train/{shard}/images/") for p in hub.repo(REPO).files)
-        assert f"reviews/{shard}/reviews.jsonl" in hub.repo(REPO).files
+        assert f"adversarial/train/{shard}/pack-00000.parquet" in hub.repo(REPO).files
+        assert f"reviews/{shard}/reviews-00000.jsonl" in hub.repo(REPO).files
         served = [json.dumps(status), httpx.get(url).text, httpx.get(url.rstrip("/") + "/config").text,
                   httpx.get(url + "gradio_api/info").text]
         served.append(app.summary_markdown(services.status()))  # what the page's panel shows
@@ -230,5 +239,6 @@ def test_restoring_never_overwrites_rows_written_after_the_last_push(hub, tmp_pa
     store2, link2 = link(hub, tmp_path, "replica-a2")
     assert metadata.read_text() == rows_on_disk and store2.counts().total == 5
     link2.sync.trigger().result(30)  # ...and the two unsent rows go up now
-    assert hub.repo(REPO).files["adversarial/train/replica-a/metadata.jsonl"].decode() == rows_on_disk
+    pack = unpack(hub.repo(REPO).files["adversarial/train/replica-a/pack-00000.parquet"])
+    assert jsonl(pack.rows).decode() == rows_on_disk
     link2.stop(final_push=False)
