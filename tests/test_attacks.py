@@ -6,7 +6,7 @@ import adversarial_training
 import data
 import robustness
 import trainer
-from attacks import Attack, robust_accuracy
+from attacks import Attack, pgd_in_current_mode, robust_accuracy
 from checkpoints import load
 from model import build_model
 
@@ -43,6 +43,23 @@ def test_pgd_is_at_least_as_strong_as_fgsm_and_agrees_with_torchattacks(base, te
     apgd = robust_accuracy(base, x, y, Attack("apgd", eps, steps=10))
     assert pgd <= fgsm < 1.0
     assert abs(pgd - apgd) <= 0.05, (pgd, apgd)
+
+
+def test_pgd_keeps_each_examples_first_fooling_iterate_and_is_no_weaker_than_the_last_iterate(base, test_digits):
+    x, y = test_digits
+    eps, step = 0.05, 0.05 / 4
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        base.eval()
+        kept = pgd_in_current_mode(base, x, y, eps, step, 20, True, generator, until_fooled=True)
+        last = pgd_in_current_mode(base, x, y, eps, step, 20, True, torch.Generator().manual_seed(0))
+        fooled_kept, fooled_last = base(kept).argmax(1) != y, base(last).argmax(1) != y
+    assert (kept - x).abs().max() <= eps + 1e-6
+    assert fooled_kept.sum() >= fooled_last.sum() and fooled_kept.any() and not fooled_kept.all()
+    assert not torch.equal(kept, last)  # the same start and steps: the fooled ones stopped early
+    # a stopped example moved no further than it had to: never farther from x than the full search took it
+    assert ((kept - x).abs().flatten(1).sum(1)[fooled_kept] <= (last - x).abs().flatten(1).sum(1)[fooled_kept] + 1e-4
+            ).float().mean() > 0.9
 
 
 def test_a_standard_model_falls_towards_zero_as_epsilon_grows(base, test_digits):
