@@ -21,7 +21,8 @@ from attacks import Attack
 from flagging import AdversarialStore
 from history import History, RoundRecord
 from metrics import ADVERSARIAL, MNIST, ROBUST, Accuracy, Metrics
-from rounds import EvalSet, Recipe, RoundResult, TrainingSet, evaluate_sets, run_round
+from rounds import EvalSet, Recipe, Replay, RoundResult, TrainingSet, evaluate_sets, run_round
+from tuning import TrunkCache, warm_up
 from serving import Predictor
 from storage import utc_now
 
@@ -57,7 +58,8 @@ def mixed_training_set(store: AdversarialStore, mnist_train: data.Digits, *, rep
         return TrainingSet(torch.cat([adv_x.repeat(repeat, 1, 1, 1), mnist_x[pick]]),
                            torch.cat([adv_y.repeat(repeat), mnist_y[pick]]),
                            {"adversarial": len(adv_y) - described.get("attacked", 0), **described,
-                            "replay": len(pick), "mnist": mnist_train.name})
+                            "replay": len(pick), "mnist": mnist_train.name},
+                           replay=Replay(mnist_train.name, mnist_x, pick))
 
     return build
 
@@ -141,6 +143,8 @@ class RetrainWorker:
             raise ValueError(f"every={every!r} must be at least 1")
         self.store, self.predictor, self.history = store, predictor, history
         self.training_set, self.eval_sets, self.recipe, self.every = training_set, eval_sets, recipe, every
+        self.trunk_cache = TrunkCache()  # MNIST's trunk features, kept across rounds while the trunk stays the same
+        self._warmed = False
         self.on_promoted = on_promoted  # e.g. publish to a model repo; must not block for long
         # what the trigger counts, never decreasing: examples added, or (when votes are required) examples validated
         self.counter = counter or (lambda: store.counts().added)
@@ -247,6 +251,7 @@ class RetrainWorker:
                     self._record_base()
                 with self._lock:
                     forced, self._forced = self._forced, False
+                self._warm_up()
                 if forced or self.until_next_round() == 0:
                     with self._busy:
                         self._round()
@@ -262,6 +267,13 @@ class RetrainWorker:
             if not self._wake.is_set():
                 self._idle.set()
 
+    def _warm_up(self) -> None:
+        """Once a round is on its way (the first example of it saved), compute the trunk features it will need,
+        while people draw the rest: the round itself then trains and evaluates only the upper layers."""
+        if self.recipe.tune == "upper" and not self._warmed and self.until_next_round() < self.every:
+            warm_up(self.trunk_cache, self.predictor.current[0], self.training_set(), self.eval_sets())
+            self._warmed = True
+
     def _record_base(self) -> None:
         model, meta = self.predictor.current
         self.history.append(RoundRecord(round=meta.get("round", 0), status="base", started=utc_now(),
@@ -275,7 +287,7 @@ class RetrainWorker:
         serving, _ = self.predictor.current
         result = run_round(serving, self.training_set(), self.eval_sets(),
                            replace(self.recipe, seed=self.recipe.seed + number),
-                           baseline=serving_record.metrics if serving_record else None)
+                           baseline=serving_record.metrics if serving_record else None, cache=self.trunk_cache)
         with self._lock:
             attempts, flags = self._attempts, self._flags
         record = RoundRecord(round=number, status="promoted" if result.promoted else "rejected", started=started,

@@ -93,7 +93,8 @@ def start_services(config: Config) -> Services:
                                                            serving=lambda: predictor.current[0], keep=reviews.usable),
                            eval_sets=standard_eval_sets(store, mnist_test, robust=robust,
                                                         robust_size=config.robust_size, keep=reviews.usable),
-                           recipe=Recipe(steps=config.round_steps, gate_margin=config.gate_margin),
+                           recipe=Recipe(steps=config.round_steps, gate_margin=config.gate_margin,
+                                         tune=config.round_tune),
                            every=config.retrain_every, on_promoted=publisher.publish if publisher else None,
                            counter=reviews.validated_ever if config.votes_required else None).start()
     return Services(config, predictor, store, worker, AdversarialFlagger(store), reviews, hub, publisher)

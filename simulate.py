@@ -22,7 +22,7 @@ from PIL import Image
 import data
 import pool
 import trainer
-from config import Config
+from config import TUNES, Config
 from metrics import MNIST, Accuracy
 from preprocess import preprocess
 from services import Services, start_services
@@ -154,6 +154,7 @@ def add_arguments(commands) -> None:
     s.add_argument("--rounds", type=int, default=5, help="rounds to run")
     s.add_argument("--every", type=int, default=10, help="fooling examples per round (RETRAIN_EVERY)")
     s.add_argument("--steps", type=int, default=80, help="fine-tuning steps per round (ROUND_STEPS)")
+    s.add_argument("--tune", choices=TUNES, default="upper", help="what a round trains (ROUND_TUNE)")
     s.add_argument("--held-out", type=float, default=0.3, help="share of the pool never drawn, to measure on")
     s.add_argument("--users", type=int, default=5, help="simulated visitors taking turns")
     s.add_argument("--seed", type=int, default=0, help="how the pool is split and ordered")
@@ -182,7 +183,7 @@ def simulate_command(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="outwit-simulate-") as scratch:
         work = args.work or Path(scratch)
         config = Config(model_path=args.model, data_dir=work, mnist_data=args.data, retrain_every=args.every,
-                        round_steps=args.steps, robust_eps=0.0, replica="simulation")
+                        round_steps=args.steps, round_tune=args.tune, robust_eps=0.0, replica="simulation")
         services = start_services(config)
         try:
             started = time.perf_counter()

@@ -122,9 +122,13 @@ def predict_all(model: nn.Module, inputs: torch.Tensor, batch_size: int = 500) -
 
 def evaluate(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, name: str) -> dict:
     """Top-1, top-5, per-digit accuracy and the confusion matrix (rows: true digit, columns: guess)."""
+    return scores(predict_all(model, inputs) if len(labels) else None, labels, name)
+
+
+def scores(probs: torch.Tensor | None, labels: torch.Tensor, name: str) -> dict:
+    """`evaluate`'s figures from (N, 10) probabilities."""
     if len(labels) == 0:
         return {"dataset": name, "size": 0, "top1": None, "top5": None, "per_digit": {}, "confusion": []}
-    probs = predict_all(model, inputs)
     top5 = probs.topk(5, dim=1).indices
     guess = top5[:, 0]
     confusion = torch.zeros(10, 10, dtype=torch.int64)

@@ -1,0 +1,152 @@
+"""The fast round: fine-tune only the layers above a fixed trunk, over trunk features kept across rounds.
+
+Four fifths of the CNN's multiply-adds are in its trunk (the conv blocks at 28 and 14 px). A round that keeps the
+trunk fixed computes the trunk's output for the MNIST replay and test images once, and then every round trains
+and evaluates only the upper layers on them; the few adversarial examples still pass through the trunk each step,
+with the random affine augmentation. Training stops early once the adversarial training examples are learnt.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from functools import partial
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from trainer import one_cycle, random_affine
+
+
+def can_tune_upper(model: nn.Module) -> bool:
+    return all(hasattr(model, name) for name in ("trunk", "upper", "upper_parameters"))
+
+
+def fingerprint(module: nn.Module) -> str:
+    """The weights of `module`, as a short hash: features computed by one trunk are never used with another."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class TrunkCache:
+    """The trunk's output for fixed image sets (by name), for one trunk at a time; thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._trunk: str | None = None
+        self._features: dict[str, torch.Tensor] = {}
+
+    def features(self, model: nn.Module, name: str, inputs: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) trunk features of `inputs`, the image set called `name`; computed on first use."""
+        key = fingerprint(model.features[: model.TRUNK])
+        with self._lock:
+            if key != self._trunk:
+                self._trunk, self._features = key, {}
+            cached = self._features.get(name)
+        if cached is None or len(cached) != len(inputs):
+            cached = trunk_features(model, inputs)
+            with self._lock:
+                if key == self._trunk:
+                    self._features[name] = cached
+        return cached
+
+
+@torch.inference_mode()
+def trunk_features(model: nn.Module, inputs: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model.trunk(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+
+
+@torch.inference_mode()
+def upper_predictions(model: nn.Module, features: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """(N, 10) probabilities from trunk features."""
+    model.eval()
+    return torch.cat([F.softmax(model.upper(features[i : i + batch_size]), dim=1)
+                      for i in range(0, len(features), batch_size)])
+
+
+def tune_upper(model: nn.Module, adversarial: tuple[torch.Tensor, torch.Tensor],
+               replay: tuple[torch.Tensor, torch.Tensor], *, steps: int, lr: float, batch_size: int,
+               generator: torch.Generator, augment: bool, weight_decay: float, check_every: int = 5) -> dict:
+    """Train `model`'s upper layers in place on adversarial images (augmented, through the fixed trunk) and replay
+    trunk features, mixed in proportion to their counts; stop once every adversarial image is classified right
+    (checked every `check_every` steps, without augmentation) or after `steps`. Returns loss figures."""
+    adv_x, adv_y = adversarial
+    replay_f, replay_y = replay
+    n_adv, total = len(adv_y), len(adv_y) + len(replay_y)
+    if total == 0:
+        raise ValueError("no training examples")
+    params = model.upper_parameters()
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(one_cycle, total=steps))
+    unique_x, unique_y = _unique(adv_x, adv_y)
+    unique_f = trunk_features(model, unique_x)  # the trunk is fixed: the check needs only the upper layers
+    _train_upper(model)
+    losses, step, learnt = [], 0, False
+    while step < steps and not learnt:
+        order = torch.randperm(total, generator=generator)
+        for start in range(0, total, batch_size):
+            idx = order[start : start + batch_size]
+            features, labels = _batch(model, idx, n_adv, adv_x, adv_y, replay_f, replay_y, generator, augment)
+            loss = F.cross_entropy(model.upper(features), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            step += 1
+            if step >= steps or (n_adv and step % check_every == 0 and (learnt := _learnt(model, unique_f, unique_y))):
+                break
+    model.eval()
+    return {"steps": step, "final_loss": float(sum(losses[-50:]) / len(losses[-50:])), "learnt": learnt}
+
+
+def _batch(model, idx, n_adv, adv_x, adv_y, replay_f, replay_y, generator, augment):
+    from_adv, from_replay = idx[idx < n_adv], idx[idx >= n_adv] - n_adv
+    parts, labels = [replay_f[from_replay]], [replay_y[from_replay]]
+    if len(from_adv):
+        x = adv_x[from_adv]
+        with torch.no_grad():
+            parts.append(model.trunk(random_affine(x, generator) if augment else x))
+        labels.append(adv_y[from_adv])
+    return torch.cat(parts), torch.cat(labels)
+
+
+def _train_upper(model: nn.Module) -> None:
+    """Train mode for the upper layers only: the trunk's BatchNorm keeps its statistics, so cached features stay
+    true."""
+    model.eval()
+    model.features[model.TRUNK :].train()
+    model.dropout.train()
+
+
+def _unique(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct examples of a set in which each is repeated (to weigh it in the mix)."""
+    if len(y) == 0:
+        return x, y
+    _, first = torch.unique(torch.cat([x.flatten(1), y[:, None].float()], dim=1), dim=0, return_inverse=True)
+    keep = torch.zeros(int(first.max()) + 1, dtype=torch.long).scatter_(0, first, torch.arange(len(y)))
+    return x[keep], y[keep]
+
+
+@torch.no_grad()
+def _learnt(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> bool:
+    model.eval()
+    learnt = bool((model.upper(features).argmax(dim=1) == labels).all())
+    _train_upper(model)
+    return learnt
+
+
+def warm_up(cache: TrunkCache, model: nn.Module, training_set, eval_sets) -> None:
+    """Compute what a round will ask of `cache`: the trunk features of the replay set and of the fixed evaluation
+    sets (a rounds.TrainingSet and a mapping of rounds.EvalSet)."""
+    if not can_tune_upper(model):
+        return
+    if training_set.replay is not None:
+        cache.features(model, training_set.replay.name, training_set.replay.images)
+    for s in eval_sets.values():
+        if s.fixed and s.attack is None and len(s.labels):
+            cache.features(model, s.dataset, s.inputs)
