@@ -1,12 +1,15 @@
 """Retrain rounds and flag latency, through the real app over HTTP (gradio_client), as visitors would use it.
 
     python bench/rounds.py [--rounds 3] [--flags 40]
+    python bench/rounds.py --compare [--examples 60] [--repeats 3]
 
 Prints one JSON line:
 - `round`: wall time of a round with RETRAIN_EVERY=10 and MNIST replay (target: at most 10 s), its accuracies;
 - `flag`: latency of /flag requests (target: p99 at most 200 ms for a flag that starts a round), measured with
   RETRAIN_EVERY=2 so that every other flag starts a round and the rest land while one is training;
 - `predict_during_rounds`: latency of /predict requests while rounds train.
+`--compare` prints instead today's round and the fast one side by side on the same data: their times, the ratio
+(target: the fast one at least 3× faster and at most 5 s) and both rounds' accuracies.
 Latencies are of the HTTP request to the endpoint (`POST /gradio_api/run/<name>`, drawing files uploaded
 beforehand, as the page does while a person draws); gradio_client's own protocol adds about 70 ms on top.
 """
@@ -30,9 +33,17 @@ from gradio_client import Client  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import app  # noqa: E402
-from services import start_services  # noqa: E402
+import data  # noqa: E402
+from checkpoints import load as load_checkpoint  # noqa: E402
 from config import Config  # noqa: E402
 from drawings import client_payload, draw_sketch, fooling_examples  # noqa: E402
+from flagging import AdversarialStore  # noqa: E402
+from metrics import ADVERSARIAL, MNIST, ROBUST  # noqa: E402
+from retrain import mixed_training_set, standard_eval_sets  # noqa: E402
+from rounds import Recipe, evaluate_sets, run_round  # noqa: E402
+from serving import Predictor  # noqa: E402
+from services import robust_attack, start_services  # noqa: E402
+from tuning import TrunkCache, warm_up  # noqa: E402
 
 
 def serve(data_dir: Path, every: int):
@@ -128,16 +139,69 @@ def bench_flags(tmp: Path, flags: int) -> dict:
             "meets_target": bool(np.percentile(starting, 99) <= 200.0)}
 
 
+def bench_compare(tmp: Path, examples: int, repeats: int) -> dict:
+    """Today's round (every layer, ROUND_STEPS steps) and the fast one (the layers above the fixed trunk, over
+    trunk features cached at start, stopping once the adversarial examples are learnt), side by side on the same
+    data: one store of fooling drawings, one training set, one set of evaluation sets, both from the base model,
+    run alternately `repeats` times each (the median time counts)."""
+    config = Config(data_dir=tmp / "compare", mnist_data="auto")
+    model, _ = load_checkpoint(config.model_path)
+    store = AdversarialStore(config.store_dir)
+    for drawing, digit, probs in fooling_examples(Predictor(model).predict, examples):
+        store.add(drawing, label=digit, guess=int(probs.argmax()), confidence=float(probs.max()), model_round=0)
+    mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
+    mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
+    training_set = mixed_training_set(store, mnist_train)()
+    eval_sets = standard_eval_sets(store, mnist_test, robust=robust_attack(config.robust_eps),
+                                   robust_size=config.robust_size)()
+    baseline = evaluate_sets(model, eval_sets)
+    cache = TrunkCache()
+    started = time.perf_counter()
+    warm_up(cache, model, training_set, eval_sets)
+    cache_seconds = time.perf_counter() - started
+    recipes = {"today": Recipe(steps=config.round_steps, tune="all"),
+               "fast": Recipe(steps=config.round_steps, tune="upper")}
+    runs = {name: [] for name in recipes}
+    for _ in range(repeats):
+        for name, recipe in recipes.items():
+            runs[name].append(run_round(model, training_set, eval_sets, recipe, baseline=baseline, cache=cache))
+    summary = {name: _summary(results) for name, results in runs.items()}
+    ratio = summary["today"]["seconds"] / summary["fast"]["seconds"]
+    return {"examples": {"train": store.counts().train, "test": store.counts().test},
+            "mnist": mnist_test.name, "base": _accuracies(baseline), **summary,
+            "ratio": round(ratio, 2), "trunk_cache_seconds": round(cache_seconds, 2),
+            "target": {"ratio": 3.0, "seconds": 5.0},
+            "meets_target": ratio >= 3.0 and summary["fast"]["seconds"] <= 5.0}
+
+
+def _accuracies(metrics) -> dict:
+    return {name: metrics.top1(name) for name in (MNIST, ADVERSARIAL, ROBUST) if metrics.get(name)}
+
+
+def _summary(results: list) -> dict:
+    last = results[-1]
+    return {"seconds": round(float(np.median([r.seconds for r in results])), 2),
+            "all_seconds": [r.seconds for r in results], "steps": last.steps, "promoted": last.promoted,
+            **_accuracies(last.metrics)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of 10 fooling flags to time")
     parser.add_argument("--flags", type=int, default=40, help="flags to time for latency")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, as app.py sets them")
+    parser.add_argument("--compare", action="store_true", help="only today's round against the fast one")
+    parser.add_argument("--examples", type=int, default=60, help="--compare: fooling drawings (1 in 5 held out)")
+    parser.add_argument("--repeats", type=int, default=3, help="--compare: rounds of each kind, alternately")
     args = parser.parse_args()
-    torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1)
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        result = {"bench": "rounds", "round": bench_rounds(Path(tmp), args.rounds),
-                  "flag": bench_flags(Path(tmp), args.flags)}
+        if args.compare:
+            result = {"bench": "rounds-compare", "threads": args.threads,
+                      **bench_compare(Path(tmp), args.examples, args.repeats)}
+        else:
+            result = {"bench": "rounds", "round": bench_rounds(Path(tmp), args.rounds),
+                      "flag": bench_flags(Path(tmp), args.flags)}
     print(json.dumps(result))
 
 
