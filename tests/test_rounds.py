@@ -18,13 +18,15 @@ def base():
     return checkpoints.load(MODELS / "base.safetensors")[0]
 
 
+def turned(angles) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turned digits (a shift the base model has not seen): model inputs and labels."""
+    drawings = [(rotated_sketch(d, a), d) for a in angles for d in range(10)]
+    return torch.stack([preprocess(x) for x, _ in drawings]), torch.tensor([d for _, d in drawings])
+
+
 @pytest.fixture(scope="module")
 def sets():
-    """Turned digits (a shift the base model has not seen) to train and judge on, and the MNIST sample."""
-    def turned(angles):
-        drawings = [(rotated_sketch(d, a), d) for a in angles for d in range(10)]
-        return torch.stack([preprocess(x) for x, _ in drawings]), torch.tensor([d for _, d in drawings])
-
+    """Turned digits to train and judge on, and the MNIST sample."""
     train_x, train_y = turned([-75, 75, -60, 60])
     test_x, test_y = turned([-70, 70])
     mnist_train, mnist_test = data.load_sample("train"), data.load_sample("test")

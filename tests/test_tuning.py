@@ -2,30 +2,18 @@
 import pytest
 import torch
 
-import checkpoints
 import data
 from config import Config, ConfigError
-from drawings import rotated_sketch
 from metrics import ADVERSARIAL, MNIST
 from model import build_model
-from preprocess import preprocess
 from rounds import EvalSet, Recipe, Replay, TrainingSet, evaluate_sets, run_round
-from tests.test_shipped_models import MODELS
+from tests.test_rounds import base, turned  # noqa: F401 - base is a fixture
 from tuning import TrunkCache, trunk_features
-
-
-@pytest.fixture(scope="module")
-def base():
-    return checkpoints.load(MODELS / "base.safetensors")[0]
 
 
 @pytest.fixture(scope="module")
 def sets():
     """Turned digits to learn and to judge on, with MNIST replay named as a fixed set."""
-    def turned(angles):
-        drawings = [(rotated_sketch(d, a), d) for a in angles for d in range(10)]
-        return torch.stack([preprocess(x) for x, _ in drawings]), torch.tensor([d for _, d in drawings])
-
     train_x, train_y = turned([-75, 75])
     test_x, test_y = turned([-70, 70])
     mnist_train, mnist_test = data.load_sample("train"), data.load_sample("test")
