@@ -47,8 +47,11 @@ class Attack:
         return f"{self.kind}-{self.steps}x{self.restarts}@{self.eps:g}"
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Adversarial versions of (B, 1, 28, 28) inputs `x` with labels `y`, within eps of x and inside [0, 1]."""
+                 generator: torch.Generator | None = None, *, until_fooled: bool = False) -> torch.Tensor:
+        """Adversarial versions of (B, 1, 28, 28) inputs `x` with labels `y`, within eps of x and inside [0, 1].
+
+        `until_fooled` (PGD): stop each example at its first fooling iterate, to measure; without it the search
+        runs every step and lands deeper past the boundary, as an example to keep (rounded to a PNG's grid) needs."""
         if self.kind == "fgsm":
             return fgsm(model, x, y, self.eps)
         if self.kind == "noise":
@@ -56,7 +59,7 @@ class Attack:
         if self.kind == "apgd":
             return apgd(model, x, y, self.eps, steps=self.steps, restarts=self.restarts)
         return pgd(model, x, y, self.eps, step_size=self.step_size, steps=self.steps, restarts=self.restarts,
-                   random_start=self.random_start, generator=generator)
+                   random_start=self.random_start, generator=generator, until_fooled=until_fooled)
 
 
 @contextlib.contextmanager
@@ -91,7 +94,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torc
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, step_size: float = 0.01,
         steps: int = 40, restarts: int = 1, random_start: bool = True,
-        generator: torch.Generator | None = None) -> torch.Tensor:
+        generator: torch.Generator | None = None, until_fooled: bool = False) -> torch.Tensor:
     """L∞ projected gradient descent (Madry et al. 2018) on the cross-entropy loss.
 
     With restarts, each example keeps the first adversarial input that fools the model (or the last restart's).
@@ -104,7 +107,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, step_
             if not todo.any():
                 break
             x_adv = pgd_in_current_mode(model, x[todo], y[todo], eps, step_size, steps, random_start, generator,
-                                        until_fooled=True)
+                                        until_fooled=until_fooled)
             with torch.no_grad():
                 now_fooled = model(x_adv).argmax(dim=1) != y[todo]
             best[todo] = x_adv
@@ -164,7 +167,7 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: 
     with eval_mode(model):
         for start in range(0, len(y), batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            x_adv = attack(model, xb, yb, generator) if attack else xb
+            x_adv = attack(model, xb, yb, generator, until_fooled=True) if attack else xb
             with torch.no_grad():
                 correct += (model(x_adv).argmax(dim=1) == yb).sum().item()
     return correct / len(y)
