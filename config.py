@@ -47,7 +47,7 @@ class Config:
     retrain_every: int = 10  # fooling examples per round
     holdout_every: int = 5  # one in this many flagged examples is held out as the adversarial test set
     gate_margin: float = 1.0  # percentage points of MNIST test accuracy a new round may lose and still be promoted
-    round_steps: int = 80  # fine-tuning steps per round (at most: an "upper" round stops once it has learnt)
+    round_steps: int = 80  # fine-tuning steps per round
     round_tune: str = "upper"  # "upper": train the layers above a fixed trunk (fast); "all": every layer
     gallery_size: int = 12  # latest fooling drawings shown
     robust_eps: float = 0.1  # each round's robust accuracy: PGD-20 at this L∞ budget; 0: not measured

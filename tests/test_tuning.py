@@ -31,17 +31,18 @@ def test_the_cnn_is_its_upper_layers_over_its_trunk(base):
         assert torch.allclose(base.eval()(x), base.upper(base.trunk(x)), atol=1e-5)
 
 
-def test_an_upper_round_keeps_the_trunk_learns_the_examples_and_stops_early(base, sets):
+def test_an_upper_round_keeps_the_trunk_and_learns_the_examples(base, sets):
     training, eval_sets = sets
     trunk_before = {k: v.clone() for k, v in base.features[: base.TRUNK].state_dict().items()}
-    result = run_round(base, training, eval_sets, Recipe(steps=200, tune="upper", lr=3e-3))
-    assert result.recipe.tune == "upper" and result.steps < 200  # stopped once it had learnt
+    result = run_round(base, training, eval_sets, Recipe(steps=80, tune="upper"))
+    assert result.recipe.tune == "upper" and result.recipe.learning_rate == 3e-3 and result.steps == 80
     for name, tensor in result.model.features[: base.TRUNK].state_dict().items():
         assert torch.equal(tensor, trunk_before[name]), name  # weights and BatchNorm statistics alike
     assert any(not torch.equal(a, b) for a, b in zip(result.model.head.parameters(), base.head.parameters()))
     with torch.no_grad():
-        unique = training.inputs[:20]
-        assert (result.model(unique).argmax(dim=1) == training.labels[:20]).all()
+        unique, labels = training.inputs[:20], training.labels[:20]
+        learnt = (result.model(unique).argmax(dim=1) == labels).float().mean()
+        assert learnt >= 0.9 and learnt > (base(unique).argmax(dim=1) == labels).float().mean() + 0.3
     base_metrics = evaluate_sets(base, eval_sets)
     assert result.metrics.top1(ADVERSARIAL) > base_metrics.top1(ADVERSARIAL) + 0.2  # held-out turned digits
     assert result.promoted and result.metrics.top1(MNIST) >= base_metrics.top1(MNIST) - 0.01

@@ -1,0 +1,91 @@
+"""The wait a person sees: from lifting the pen to the new guess on the page, in Chromium, on loopback.
+
+    python bench/pen_up.py [--digits 10]
+
+Starts `python app.py` (bench/app_process.py), opens the page in Debian's Chromium (Playwright, as the browser
+tests do) and draws each digit stroke by stroke with the mouse, on a fresh page each. The page itself times each
+stroke: from its `pointerup` to the first change of the guess panel's text after it (a stroke that leaves the text
+as it was is not counted). Prints one JSON line: p50/p99 in ms. Target: p50 at most 50 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+import ui  # noqa: E402
+from bench.app_process import AppProcess  # noqa: E402
+from drawings import stroke_points  # noqa: E402
+from tests.browser import CHROMIUM, FLAGS  # noqa: E402
+
+# Installed in the page: the time of each pointerup, and the time the guess's text first differs after it.
+TIMER = """() => {
+  const guess = document.querySelector('#guess');
+  const timing = window.__penUp = {up: null, text: null, waits: []};
+  document.addEventListener('pointerup', () => { timing.up = performance.now(); timing.text = guess.innerText; },
+                            true);
+  new MutationObserver(() => {
+    if (timing.up !== null && guess.innerText !== timing.text) {
+      timing.waits.push(performance.now() - timing.up);
+      timing.up = null;
+    }
+  }).observe(guess, {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
+def draw_timed(page, digit: int, settle_ms: int) -> list[float]:
+    canvas = page.locator("#sketchpad canvas").first
+    box = canvas.bounding_box()
+    scale_x, scale_y = box["width"] / ui.CANVAS, box["height"] / ui.CANVAS
+    for stroke in stroke_points(digit, ui.CANVAS):
+        points = [(box["x"] + x * scale_x, box["y"] + y * scale_y) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=2)
+        page.mouse.up()
+        page.wait_for_timeout(settle_ms)  # a person pauses between strokes; the guess lands meanwhile
+    return page.evaluate("() => window.__penUp.waits")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--digits", type=int, default=10, help="digits to draw, one fresh page each")
+    parser.add_argument("--settle", type=int, default=400, help="ms between strokes")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    waits: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        app = AppProcess(Path(tmp) / "data", Path(tmp) / "app.log").start()
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            for digit in range(-1, args.digits):  # -1: a first digit, untimed, while the app measures its model
+                page.goto(app.url)
+                page.wait_for_selector("#sketchpad canvas", timeout=60_000)
+                page.wait_for_timeout(500)
+                page.evaluate(TIMER)
+                timed = draw_timed(page, digit % 10, args.settle)
+                if digit < 0:
+                    page.wait_for_timeout(5000)
+                    continue
+                waits += timed
+        finally:
+            browser.close()
+            app.stop()
+    p50 = float(np.percentile(waits, 50))
+    print(json.dumps({"bench": "pen-up", "strokes_timed": len(waits), "p50_ms": round(p50, 1),
+                      "p99_ms": round(float(np.percentile(waits, 99)), 1), "max_ms": round(max(waits), 1),
+                      "target_p50_ms": 50.0, "meets_target": p50 <= 50.0}))
+
+
+if __name__ == "__main__":
+    main()
