@@ -20,10 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-import ui  # noqa: E402
 from bench.app_process import AppProcess  # noqa: E402
-from drawings import stroke_points  # noqa: E402
-from tests.browser import CHROMIUM, FLAGS  # noqa: E402
+from tests.browser import CHROMIUM, FLAGS, draw  # noqa: E402
 
 # Installed in the page: the time of each pointerup, and the time the guess's text first differs after it.
 TIMER = """() => {
@@ -41,17 +39,8 @@ TIMER = """() => {
 
 
 def draw_timed(page, digit: int, settle_ms: int) -> list[float]:
-    canvas = page.locator("#sketchpad canvas").first
-    box = canvas.bounding_box()
-    scale_x, scale_y = box["width"] / ui.CANVAS, box["height"] / ui.CANVAS
-    for stroke in stroke_points(digit, ui.CANVAS):
-        points = [(box["x"] + x * scale_x, box["y"] + y * scale_y) for x, y in stroke]
-        page.mouse.move(*points[0])
-        page.mouse.down()
-        for point in points[1:]:
-            page.mouse.move(*point, steps=2)
-        page.mouse.up()
-        page.wait_for_timeout(settle_ms)  # a person pauses between strokes; the guess lands meanwhile
+    """Draw a digit, pausing after each stroke as a person does (the guess lands meanwhile); the waits timed."""
+    draw(page, digit, pause_ms=settle_ms)
     return page.evaluate("() => window.__penUp.waits")
 
 

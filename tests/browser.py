@@ -10,8 +10,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
-def draw(page, digit: int, sketchpad: str = "sketchpad") -> None:
-    """Draw the digit's strokes with the mouse, as a person would; no tool is clicked first."""
+def draw(page, digit: int, sketchpad: str = "sketchpad", pause_ms: int = 0) -> None:
+    """Draw the digit's strokes with the mouse, as a person would; no tool is clicked first. `pause_ms`: a pause
+    after each stroke."""
     canvas = page.locator(f"#{sketchpad} canvas").first
     box = canvas.bounding_box()
     scale_x, scale_y = box["width"] / ui.CANVAS, box["height"] / ui.CANVAS
@@ -22,3 +23,5 @@ def draw(page, digit: int, sketchpad: str = "sketchpad") -> None:
         for point in points[1:]:
             page.mouse.move(*point, steps=2)
         page.mouse.up()
+        if pause_ms:
+            page.wait_for_timeout(pause_ms)
