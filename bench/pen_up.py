@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from bench.app_process import AppProcess  # noqa: E402
-from tests.browser import CHROMIUM, FLAGS, draw  # noqa: E402
+from bench.browser import CHROMIUM, FLAGS, draw  # noqa: E402
 
 # Installed in the page: the time of each pointerup, and the time the guess's text first differs after it.
 TIMER = """() => {
@@ -47,7 +47,7 @@ def draw_timed(page, digit: int, settle_ms: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--digits", type=int, default=10, help="digits to draw, one fresh page each")
-    parser.add_argument("--settle", type=int, default=400, help="ms between strokes")
+    parser.add_argument("--settle", type=int, default=1500, help="ms between strokes: longer than a guess takes")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 

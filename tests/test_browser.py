@@ -4,7 +4,7 @@ import re
 import pytest
 
 from config import Config
-from tests.browser import ARTIFACTS, draw
+from bench.browser import ARTIFACTS, draw
 from tests.running_app import running_app
 
 

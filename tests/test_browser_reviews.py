@@ -5,7 +5,7 @@ import zipfile
 import pytest
 
 from config import Config
-from tests.browser import ARTIFACTS, draw
+from bench.browser import ARTIFACTS, draw
 from tests.running_app import running_app
 
 

@@ -1,4 +1,4 @@
-"""What the browser tests share: Debian's Chromium driven by Playwright, and drawing with the mouse."""
+"""What the browser tests and bench/pen_up.py share: Debian's Chromium driven by Playwright, drawing with the mouse."""
 from pathlib import Path
 
 import ui
@@ -7,7 +7,7 @@ from drawings import stroke_points
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "tests" / "artifacts"  # the browser tests' screenshots
 
 
 def draw(page, digit: int, sketchpad: str = "sketchpad", pause_ms: int = 0) -> None:
