@@ -30,6 +30,8 @@ from hub_restore import OnHub, restore_dataset
 from storage import atomic_write, utc_now
 
 log = logging.getLogger(__name__)
+SYNCED_FILES = ("adversarial/*/*/metadata.jsonl", "reviews/*/reviews.jsonl", "rounds/*/rounds.jsonl",
+                "rounds/*/round-*.safetensors", "README.md")  # what the sync looks at (hub_layout.py says how)
 OLD_CARD_MARKS = ("(https://github.com/)", 'path: "adversarial/train/**"')  # cards of older layouts: rewritten once
 
 
@@ -109,8 +111,9 @@ class DatasetSync(CommitScheduler):
     def push_to_hub(self):
         with self.store.lock:  # the store appends under this lock: a look never catches half a row
             own_rows = self.store.own_rows
-            tables = {rel: path.stat().st_size for path, rel in self._files() if is_table(rel)}
-            files = [(path, rel, path.stat().st_mtime) for path, rel in self._files() if _loose(rel)]
+            found = self._files()
+            tables = {rel: path.stat().st_size for path, rel in found if is_table(rel)}
+            files = [(path, rel, path.stat().st_mtime) for path, rel in found if _loose(rel)]
         wanted = self._checkpoints_wanted({rel for _, rel, _ in files} | self.on_hub.checkpoints)
         files = [(path, rel, mtime) for path, rel, mtime in files if self._to_send(path, rel, mtime, wanted)]
         parts = (part for table, end in sorted(tables.items())
@@ -128,11 +131,11 @@ class DatasetSync(CommitScheduler):
         self.progress.update(pushed_rows=own_rows, last_push=utc_now(), last_error=None)
         return info
 
-    def _files(self):
-        for path in sorted(self.folder_path.rglob("*")):
-            rel = path.relative_to(self.folder_path).as_posix()
-            if path.is_file() and not any(name.startswith(".") for name in rel.split("/")):
-                yield path, rel
+    def _files(self) -> list[tuple[Path, str]]:
+        """The tables, checkpoints and card, found where they live: never a walk past the examples' images."""
+        paths = {path for pattern in SYNCED_FILES for path in self.folder_path.glob(pattern) if path.is_file()}
+        found = [(path, path.relative_to(self.folder_path).as_posix()) for path in sorted(paths)]
+        return [(path, rel) for path, rel in found if is_table(rel) or _loose(rel)]
 
     def _to_send(self, path: Path, rel: str, mtime: float, wanted: set[str]) -> bool:
         if self.last_uploaded.get(path, self.on_hub.files.get(path)) == mtime:
