@@ -212,9 +212,20 @@ class Unpacked:
     lines: int
 
 
+def pack_span(schema: pa.Schema, rows: int) -> tuple[int, int]:
+    """(first line, lines) of the local metadata.jsonl that a pack covers; a pack without that note: `rows` lines."""
+    span = json.loads((schema.metadata or {}).get(b"outwit", b"{}") or b"{}")
+    return span.get("first_line", 0), span.get("lines", rows)
+
+
+def read_span(path: Path) -> tuple[int, int]:
+    """A pack file's span, from its footer alone (no image is read)."""
+    metadata = pq.read_metadata(path)
+    return pack_span(metadata.schema.to_arrow_schema(), metadata.num_rows)
+
+
 def unpack(payload: bytes | Path) -> Unpacked:
     table = pq.read_table(payload if isinstance(payload, Path) else io.BytesIO(payload))
-    span = json.loads(table.schema.metadata.get(b"outwit", b"{}") or b"{}")
     rows, images = [], {}
     for record in table.to_pylist():
         row = {name: record[name] for name in COLUMNS if record.get(name) is not None}
@@ -223,7 +234,7 @@ def unpack(payload: bytes | Path) -> Unpacked:
             images[record[column]["path"]] = record[column]["bytes"]
         row.update(json.loads(record["extra"]) if record.get("extra") else {})
         rows.append(row)
-    return Unpacked(rows, images, span.get("first_line", 0), span.get("lines", len(rows)))
+    return Unpacked(rows, images, *pack_span(table.schema, len(rows)))
 
 
 def jsonl(rows: Iterable[dict]) -> bytes:

@@ -19,7 +19,7 @@ from pathlib import Path
 from huggingface_hub import HfApi, snapshot_download
 from huggingface_hub.errors import RepositoryNotFoundError
 
-from hub_layout import CHECKPOINT, Sent, is_examples, is_table, jsonl, table_of_part, unpack
+from hub_layout import CHECKPOINT, Sent, is_examples, is_table, jsonl, read_span, table_of_part, unpack
 from storage import atomic_write
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ def merge(staging: Path, root: Path) -> OnHub:
         elif CHECKPOINT.match(rel) or rel == "README.md":
             local = _merge_file(remote, root / rel)
             on_hub.files[local] = local.stat().st_mtime
-            on_hub.checkpoints.update([rel] if rel != "README.md" else [])
+            if rel != "README.md":
+                on_hub.checkpoints.add(rel)
     for table in sorted(set(parts) | set(on_hub.legacy)):
         legacy_lines = on_hub.legacy.get(table, (0, []))[0]
         if table in parts and _parts_lines(parts[table]) >= legacy_lines:
@@ -109,9 +110,17 @@ def _count_lines(path: Path) -> int:
 def _parts_lines(parts: dict[int, Path]) -> int:
     last = parts[max(parts)]
     if last.suffix == ".parquet":
-        packed = unpack(last)
-        return packed.first_line + packed.lines
+        return sum(read_span(last))
     return sum(_count_lines(p) for p in parts.values())
+
+
+def _consecutive(counts: list[int]) -> list[tuple[int, int]]:
+    """Spans (first line, lines) of parts of `counts` lines each, one after another from line 0."""
+    spans, first = [], 0
+    for count in counts:
+        spans.append((first, count))
+        first += count
+    return spans
 
 
 def _merge_parts(table: str, parts: list[Path], root: Path) -> Sent:
@@ -120,29 +129,27 @@ def _merge_parts(table: str, parts: list[Path], root: Path) -> Sent:
     local = root / table
     local_lines = _count_lines(local) if local.exists() else 0
     if not is_examples(table):
-        spans, first = [], 0
-        for part in parts:
-            spans.append((first, _count_lines(part)))
-            first += spans[-1][1]
-        if local_lines < first:
+        spans = _consecutive([_count_lines(part) for part in parts])
+        if local_lines < sum(spans[-1]):
             atomic_write(local, b"".join(p.read_bytes() for p in parts))
         return Sent(spans)
-    packs = [unpack(p) for p in parts]
-    if local_lines >= packs[-1].first_line + packs[-1].lines:
-        return Sent([(p.first_line, p.lines) for p in packs])
-    for packed in packs:  # images first: a row never points at a missing file
+    spans = [read_span(p) for p in parts]
+    if local_lines >= sum(spans[-1]):
+        return Sent(spans)
+    rows: list[dict] = []
+    counts = []
+    for part in parts:  # one pack in memory at a time; images first: a row never points at a missing file
+        packed = unpack(part)
         for name, payload in packed.images.items():
             image = local.parent / name
             if not image.exists():
                 image.parent.mkdir(parents=True, exist_ok=True)
                 image.write_bytes(payload)
+        rows.extend(packed.rows)
+        counts.append(len(packed.rows))
     os.sync()  # the images reach the disk before the rows that name them
-    atomic_write(local, jsonl(row for packed in packs for row in packed.rows))
-    spans, first = [], 0
-    for packed in packs:  # the rebuilt file has no unreadable lines: its numbering counts rows
-        spans.append((first, len(packed.rows)))
-        first += len(packed.rows)
-    return Sent(spans)
+    atomic_write(local, jsonl(rows))
+    return Sent(_consecutive(counts))  # the rebuilt file has no unreadable lines: its numbering counts rows
 
 
 def _merge_legacy(table: str, staging: Path, root: Path) -> None:
