@@ -57,6 +57,15 @@ def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: flo
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
 
 
+def optimiser_step(optimizer: torch.optim.Optimizer, schedule, loss: torch.Tensor) -> float:
+    """One step of `optimizer` down `loss`, the schedule moved on; returns the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return loss.item()
+
+
 def one_cycle(step: int, total: int, warmup: float = 0.2) -> float:
     """Learning-rate factor: linear warm-up over the first 20% of steps, then cosine decay to zero."""
     ramp = max(1, round(warmup * total))
@@ -94,12 +103,7 @@ def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epoch
             if adversarial:
                 x = adversarial_training.perturbation(model, x, y, adversarial.mode, adversarial.eps_at(step, total),
                                                   pgd_steps=adversarial.pgd_steps, generator=generator)
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
+            losses.append(optimiser_step(optimizer, schedule, F.cross_entropy(model(x), y)))
             step += 1
             if bar is not None:
                 bar.update(1)

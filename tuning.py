@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trainer import one_cycle, random_affine
+from trainer import one_cycle, optimiser_step, random_affine
 
 
 def can_tune_upper(model: nn.Module) -> bool:
@@ -89,12 +89,7 @@ def tune_upper(model: nn.Module, adversarial: tuple[torch.Tensor, torch.Tensor],
         for start in range(0, total, batch_size):
             idx = order[start : start + batch_size]
             features, labels = _batch(model, idx, n_adv, adv_x, adv_y, replay_f, replay_y, generator, augment)
-            loss = F.cross_entropy(model.upper(features), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
+            losses.append(optimiser_step(optimizer, schedule, F.cross_entropy(model.upper(features), labels)))
             step += 1
             if step >= steps:
                 break
