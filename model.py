@@ -94,9 +94,13 @@ class CNN(nn.Module):
         x = self.features[self.TRUNK :](f).mean(dim=(2, 3))  # (B, c3) global average pool
         return self.head(self.dropout(x))
 
-    def upper_parameters(self):
-        """What a round that keeps the trunk fixed trains."""
-        return [*self.features[self.TRUNK :].parameters(), *self.head.parameters()]
+    def trunk_layers(self) -> nn.Module:
+        """The layers `trunk` runs that hold weights: what a round that keeps the trunk fixed leaves alone."""
+        return self.features[: self.TRUNK]
+
+    def upper_layers(self) -> list[nn.Module]:
+        """The layers `upper` runs: what such a round trains."""
+        return [self.features[self.TRUNK :], self.dropout, self.head]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from trainer import one_cycle, optimiser_step, random_affine
 
 
 def can_tune_upper(model: nn.Module) -> bool:
-    return all(hasattr(model, name) for name in ("trunk", "upper", "upper_parameters"))
+    return all(hasattr(model, name) for name in ("trunk", "upper", "trunk_layers", "upper_layers"))
 
 
 def fingerprint(module: nn.Module) -> str:
@@ -42,7 +42,7 @@ class TrunkCache:
 
     def features(self, model: nn.Module, name: str, inputs: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) trunk features of `inputs`, the image set called `name`; computed on first use."""
-        key = fingerprint(model.features[: model.TRUNK])
+        key = fingerprint(model.trunk_layers())
         with self._lock:
             if key != self._trunk:
                 self._trunk, self._features = key, {}
@@ -79,7 +79,7 @@ def tune_upper(model: nn.Module, adversarial: tuple[torch.Tensor, torch.Tensor],
     n_adv, total = len(adv_y), len(adv_y) + len(replay_y)
     if total == 0:
         raise ValueError("no training examples")
-    params = model.upper_parameters()
+    params = [p for layer in model.upper_layers() for p in layer.parameters()]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(one_cycle, total=steps))
     _train_upper(model)
@@ -112,8 +112,8 @@ def _train_upper(model: nn.Module) -> None:
     """Train mode for the upper layers only: the trunk's BatchNorm keeps its statistics, so cached features stay
     true."""
     model.eval()
-    model.features[model.TRUNK :].train()
-    model.dropout.train()
+    for layer in model.upper_layers():
+        layer.train()
 
 
 def warm_up(cache: TrunkCache, model: nn.Module, training_set, eval_sets) -> None:
