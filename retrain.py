@@ -22,9 +22,9 @@ from flagging import AdversarialStore
 from history import History, RoundRecord
 from metrics import ADVERSARIAL, MNIST, ROBUST, Accuracy, Metrics
 from rounds import EvalSet, Recipe, Replay, RoundResult, TrainingSet, evaluate_sets, run_round
-from tuning import TrunkCache, warm_up
 from serving import Predictor
 from storage import utc_now
+from tuning import TrunkCache, warm_up
 
 log = logging.getLogger(__name__)
 
