@@ -141,9 +141,9 @@ def bench_flags(tmp: Path, flags: int) -> dict:
 
 def bench_compare(tmp: Path, examples: int, repeats: int) -> dict:
     """Today's round (every layer, ROUND_STEPS steps) and the fast one (the layers above the fixed trunk, over
-    trunk features cached once), side by side on the same
-    data: one store of fooling drawings, one training set, one set of evaluation sets, both from the base model,
-    run alternately `repeats` times each (the median time counts)."""
+    trunk features cached once), side by side on the same data: one store of fooling drawings, one training set,
+    one set of evaluation sets, both from the base model, run alternately `repeats` times each (the median time
+    counts)."""
     config = Config(data_dir=tmp / "compare", mnist_data="auto")
     model, _ = load_checkpoint(config.model_path)
     store = AdversarialStore(config.store_dir)
