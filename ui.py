@@ -112,9 +112,7 @@ class CheckedSketchpad(gr.Sketchpad):
 
     BLOB_WAIT = 5.0  # s: how long an event waits for the parts of a drawing still being received
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.blob_storage = BlobStore()
+    # No __init__ here: Gradio builds the page's props from the constructor's signature. sketchpad() sets the store.
 
     def get_block_name(self) -> str:
         return "imageeditor"  # the page's component is the stock one
@@ -171,9 +169,11 @@ def digit_choice(elem_id: str, label: str = "The digit you drew", **kwargs) -> D
 
 
 def sketchpad(elem_id: str, label: str) -> gr.Sketchpad:
-    return CheckedSketchpad(elem_id=elem_id, label=label, canvas_size=(CANVAS, CANVAS), type="numpy",
-                        brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
-                        layers=False, transforms=())
+    pad = CheckedSketchpad(elem_id=elem_id, label=label, canvas_size=(CANVAS, CANVAS), type="numpy",
+                           brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"], color_mode="fixed"),
+                           layers=False, transforms=())
+    pad.blob_storage = BlobStore()
+    return pad
 
 
 def visitor(request: gr.Request | None, display_name: str | None) -> tuple[str | None, str | None]:

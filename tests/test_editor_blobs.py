@@ -167,3 +167,10 @@ def test_over_http_an_event_sent_before_its_drawing_sees_it(served):
     caller.join(30)
     event, data = got["reply"]
     assert event == "complete" and top(data) == "7"
+
+
+def test_the_page_gets_the_stock_editors_props():
+    """Gradio builds a component's props for the page from its constructor's signature: one that hid it (an
+    `__init__(*args, **kwargs)`) left the page without a canvas."""
+    ours, stock = sketchpad("blobs", "blobs").get_config(), __import__("gradio").Sketchpad().get_config()
+    assert set(stock) <= set(ours) and ours["canvas_size"] == [280, 280] and ours["layers"]["disabled"]
