@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import reprlib
 import threading
-import time
 import warnings
 from collections import OrderedDict
 
@@ -59,47 +58,34 @@ class BlobStore(OrderedDict):
     """The editor's drawings sent ahead of an event (`accept_blobs`, one request per part: background, layer,
     composite, in parallel), by the random id the page then sends with the event.
 
-    Out of the box Gradio keeps them in a plain dict, which loses a drawing three ways: two parts arriving at once
-    each start an empty entry and the last one written wins (the drawing arrives without its layer); an event that
-    comes before the parts finds nothing; and the first event that reads an id drops it, so a second event with
-    the same id (the save after the guess) finds nothing. Each shows the visitor "Draw a digit first" for a drawing
-    on screen. Here parts of one id share one entry, a reader may wait for a drawing still being received, and the
-    newest `limit` drawings are kept whether read or not (out of the box, ids no event read were kept forever)."""
+    Out of the box Gradio keeps them in a plain dict, which loses drawings: two parts arriving at once each start
+    an empty entry and the last one written wins (the drawing arrives without its layer, or empty: "Draw a digit
+    first" for a drawing on screen); the first event that reads an id drops it, so a second event with the same id
+    finds nothing; and ids no event read (a stroke whose guess was skipped as stale) are kept forever. Here the
+    parts of one id fill in one entry, and the newest `limit` drawings are kept whether read or not."""
 
     def __init__(self, limit: int = 256):
         super().__init__()
         self.limit = limit
-        self.changed = threading.Condition()
+        self.lock = threading.RLock()
 
     def get(self, key, default=None):
         """`accept_blobs` reads the entry (or a new empty one), fills in its part and writes it back: under the
         lock, the new entry is stored at once, so the other parts of the drawing fill in the same one."""
-        with self.changed:
+        with self.lock:
             if key not in self and default is not None:
                 self[key] = default
             return super().get(key, default)
 
     def __setitem__(self, key, value):
-        with self.changed:
+        with self.lock:
             super().__setitem__(key, value)
             self.move_to_end(key)
             while len(self) > self.limit:
                 self.popitem(last=False)
-            self.changed.notify_all()
 
     def pop(self, key, default=None):  # Gradio's preprocess drops what it read: keep it for the next event
         return super().get(key, default)
-
-    def wait_for(self, key: str, timeout: float):
-        """The parts of drawing `key` once its layer and composite are here, or whatever has come by `timeout`."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while (entry := super().get(key)) is None or entry.composite is None or not any(entry.layers):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self.changed.wait(left)
-            return entry
 
 
 class CheckedSketchpad(gr.Sketchpad):
@@ -107,10 +93,7 @@ class CheckedSketchpad(gr.Sketchpad):
     image, a truncated one, one too big (judged from its header, before any pixel is decoded) or a
     decompression bomb. Out of the box those fail inside Gradio with an opaque "the app raised an exception".
 
-    It also gives every event the drawing on screen (BlobStore): the page may send an event with the id of a
-    drawing whose parts are still being received, or that an earlier event already read."""
-
-    BLOB_WAIT = 5.0  # s: how long an event waits for the parts of a drawing still being received
+    It keeps the drawings the page sends ahead of its events in a BlobStore (set by sketchpad())."""
 
     # No __init__ here: Gradio builds the page's props from the constructor's signature. sketchpad() sets the store.
 
@@ -121,7 +104,7 @@ class CheckedSketchpad(gr.Sketchpad):
         parts = []
         if payload is not None:
             parts = [payload.background, payload.composite, *(payload.layers or [])]
-            if payload.id is not None and (sent := self.blob_storage.wait_for(payload.id, self.BLOB_WAIT)):
+            if payload.id is not None and (sent := self.blob_storage.get(payload.id)):
                 parts = [sent.background, sent.composite, *sent.layers]
         for part in parts:
             if isinstance(part, FileData):
