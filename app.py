@@ -25,8 +25,10 @@ from admin import admin_tab
 from attack_tab import machine_adversary_tab
 from review_tabs import rounds_tab, validate_tab
 from reviews import Reviews, ReviewError
-from ui import (SELECT_BRUSH_JS, clear_canvas_js, digit_choice, display_name_box, sketchpad, unreadable, user_error,
-                visitor)
+import strokes
+from strokes import StrokesError
+from ui import (BRUSH_RADIUS, CANVAS, EDITOR_CHANGED_JS, RECORD_STROKES_JS, SELECT_BRUSH_JS, STROKES_PAYLOAD_JS,
+                clear_canvas_js, digit_choice, display_name_box, sketchpad, unreadable, user_error, visitor)
 
 log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------- handlers
@@ -120,6 +122,11 @@ def drawing_tab():
     return sketch, clear, guess, digit, save, message
 
 
+def quick_guess_inputs() -> tuple[gr.Textbox, gr.Button]:
+    """The page's quick guess (strokes.py): where its script puts the strokes, and the button it clicks."""
+    return gr.Textbox(visible=False, elem_id="strokes"), gr.Button("guess", visible="hidden", elem_id="quick-guess")
+
+
 def build_demo(config: Config, services: Services) -> gr.Blocks:
     predictor, store, worker, flagger = services.predictor, services.store, services.worker, services.flagger
     reviews = services.reviews
@@ -143,6 +150,20 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         except EmptyDrawingError:
             return None, judged
         return {str(d): float(p) for d, p in enumerate(probs)}, True
+
+    def quick_guess(payload: str):
+        """The strokes the page recorded → the top-3 digits, the moment the pen lifts; the editor's value follows."""
+        if not payload:
+            return gr.skip()
+        try:
+            ink = strokes.ink(payload, CANVAS, BRUSH_RADIUS)
+        except StrokesError as err:
+            raise user_error(f"The quick guess could not read the strokes: {err}") from None
+        try:
+            probs = predictor.predict(ink)
+        except EmptyDrawingError:
+            return None
+        return {str(d): float(p) for d, p in enumerate(probs)}
 
     def finish_attempt(judged: bool, sandbox: bool):
         """The visitor cleared a judged drawing without flagging it: one more attempt that did not fool."""
@@ -212,6 +233,7 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Fool it by drawing", id="draw"):
                 sketch, clear, guess, digit, save, message = drawing_tab()
+                strokes_box, quick = quick_guess_inputs()
                 with gr.Row():
                     saved = gr.Dropdown(label="Your saved drawings this session", choices=[], elem_id="mine",
                                         allow_custom_value=True, scale=3)  # an API client sends an id
@@ -239,6 +261,9 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
 
         sketch.change(predict, [sketch, judged], [guess, judged], api_name="predict", trigger_mode="always_last",
                       show_progress="hidden", queue=False)
+        sketch.change(None, js=EDITOR_CHANGED_JS, queue=False)  # a Save waits for the editor (ui.py)
+        quick.click(quick_guess, strokes_box, guess, js=STROKES_PAYLOAD_JS, queue=False, show_progress="hidden",
+                    trigger_mode="always_last", api_visibility="private")
         sketch.clear(finish_attempt, [judged, sandbox], [guess, judged], api_visibility="private")
         # The Sketchpad's own "Clear canvas" keeps the brush ready (setting its value to None would not).
         clear.click(None, js=clear_canvas_js("sketchpad"))
@@ -253,6 +278,7 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         gr.Timer(5.0).tick(panel, None, panel_outputs, api_visibility="private", show_progress="hidden")
         demo.load(panel, None, panel_outputs, api_visibility="private")
         demo.load(None, js=SELECT_BRUSH_JS)
+        demo.load(None, js=RECORD_STROKES_JS)
         machine_tab.select(None, js=SELECT_BRUSH_JS)
         flagger.setup([sketch, digit], str(config.store_dir))
     return demo

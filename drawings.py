@@ -9,7 +9,9 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
+
+from strokes import rasterise
 
 
 def _arc(cx, cy, rx, ry, start, stop, n=24):
@@ -44,14 +46,7 @@ def stroke_points(digit: int, canvas: int, size: float = 0.6, offset: tuple[floa
 
 def draw_alpha(digit: int, canvas: int = 280, brush: float = 18, **placement) -> np.ndarray:
     """(canvas, canvas) uint8 ink (255 = stroke) as the pen leaves it, with round caps and joints."""
-    image = Image.new("L", (canvas, canvas), 0)
-    pen = ImageDraw.Draw(image)
-    r = brush / 2
-    for stroke in stroke_points(digit, canvas, **placement):
-        pen.line(stroke, fill=255, width=round(brush), joint="curve")
-        for x, y in (stroke[0], stroke[-1]):
-            pen.ellipse((x - r, y - r, x + r, y + r), fill=255)
-    return np.asarray(image)
+    return rasterise(stroke_points(digit, canvas, **placement), canvas, brush)
 
 
 def sketchpad_value(alpha: np.ndarray, color=(0, 0, 0)) -> dict:

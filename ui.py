@@ -35,6 +35,93 @@ SELECT_BRUSH_JS = """
 """
 
 
+# The quick guess (strokes.py): record each brush stroke on the main canvas and, when the pen lifts, click the hidden
+# button whose event sends them. Any other tool (undo, eraser, upload) switches it off until the canvas is cleared:
+# the editor's own, slower guess then stands alone.
+#
+# The editor's own value lags the pen by a few hundred ms (it reads and encodes its canvas, then sends it). A Save
+# clicked in that time (easy once the quick guess shows) would send the drawing as it was before the last stroke, or
+# none. So the page follows the editor: each stroke that ends starts its update, or, while one runs, queues one more
+# (as the editor does); EDITOR_CHANGED_JS, on the editor's change, marks one done. A Save clicked while one is due is
+# held until it is done (at most HOLD_MS), then clicked again.
+RECORD_STROKES_JS = """
+() => {
+  if (window.__outwitStrokes) return;
+  const HOLD_MS = 3000;
+  const state = window.__outwitStrokes = {strokes: [], current: null, off: false, width: 0, height: 0,
+                                          drawing: false, updating: false, again: false, held: []};
+  const canvasOf = (event) => event.target.closest && event.target.closest('#sketchpad canvas');
+  const point = (event, canvas) => {
+    const box = canvas.getBoundingClientRect();
+    state.width = box.width; state.height = box.height;
+    return [event.clientX - box.left, event.clientY - box.top];
+  };
+  const release = () => {
+    const held = state.held; state.held = [];
+    held.forEach((release) => release());
+  };
+  state.editorChanged = () => {
+    if (state.again) { state.again = false; return; }  // the queued update, with the last strokes, comes next
+    state.updating = false;
+    release();
+  };
+  document.addEventListener('pointerdown', (event) => {
+    const canvas = canvasOf(event);
+    if (!canvas) return;
+    state.drawing = true;
+    if (!state.off) state.current = {canvas, points: [point(event, canvas)]};
+  }, true);
+  document.addEventListener('pointermove', (event) => {
+    if (state.current) state.current.points.push(point(event, state.current.canvas));
+  }, true);
+  document.addEventListener('pointerup', () => {
+    if (state.drawing) {
+      state.drawing = false;
+      if (state.updating) state.again = true; else state.updating = true;
+    }
+    if (!state.current) return;
+    state.strokes.push(state.current.points);
+    state.current = null;
+    document.querySelector('#quick-guess')?.click();
+  }, true);
+  document.addEventListener('click', (event) => {
+    const save = event.target.closest && event.target.closest('#save');
+    if (save && state.updating && !state.releasing) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      let done = false;
+      const click = () => {
+        if (done) return;
+        done = true;
+        state.releasing = true;
+        save.click();
+        state.releasing = false;
+      };
+      state.held.push(click);
+      setTimeout(click, HOLD_MS);
+      return;
+    }
+    const button = event.target.closest && event.target.closest('#sketchpad button, #clear');
+    if (!button) return;
+    if (button.id === 'clear' || button.getAttribute('aria-label') === 'Clear canvas') {
+      state.strokes = []; state.off = false;
+    } else if (button.getAttribute('aria-label') !== 'Brush') {
+      state.off = true;
+    }
+  }, true);
+}
+"""
+EDITOR_CHANGED_JS = "() => { window.__outwitStrokes?.editorChanged(); }"
+# The quick guess's event: its input is what the page recorded (an empty string when switched off).
+STROKES_PAYLOAD_JS = """
+(ignored) => {
+  const state = window.__outwitStrokes;
+  if (!state || state.off || !state.strokes.length) return '';
+  return JSON.stringify({width: state.width, height: state.height, strokes: state.strokes});
+}
+"""
+
+
 def clear_canvas_js(elem_id: str) -> str:
     return f"""
 () => {{
