@@ -52,7 +52,8 @@ def summary_markdown(status: AppStatus) -> str:
         f"{_accuracy(adversarial)}\n"
         f"{robust_line(worker.robust)}"
         f"- Model error rate this round: {rate.flags} fooled of {rate.attempts} drawings judged "
-        f"({_percent(rate.rate)})\n"
+        f"({_percent(rate.rate)}): of the drawings the model guessed this round, the share people saved as wrong. "
+        "Lower means it is harder to fool\n"
         f"- Adversarial examples: {examples.total} in all ({examples.train} train, {examples.test} held out), "
         f"{examples.this_round} this round; **{worker.until_next_round}** more until the next retrain\n"
         f"- {sync_line(status.sync, status.models)}"
@@ -107,6 +108,28 @@ def accuracy_frame(status: AppStatus) -> pd.DataFrame:
 def digits_frame(status: AppStatus) -> pd.DataFrame:
     per_digit = status.worker.examples.per_digit
     return pd.DataFrame({"digit": list(per_digit), "examples": list(per_digit.values())})
+
+
+def how_it_works(retrain_every: int) -> str:
+    return ("# Outwit\nDraw a digit and try to make the model guess wrong: the drawings that fool it are what it "
+            "learns from. When it guesses wrong, pick the digit you drew and save the drawing; every "
+            f"{retrain_every} saved drawings the model retrains on them in the background, and the figures below "
+            "show whether it got harder to fool.")
+
+
+def plot_updates(status: AppStatus) -> tuple[dict, dict]:
+    """The two plots, with a sentence where there is nothing to draw yet: before round 1 the accuracy plot has one
+    point (round 0, the model as shipped), and before the first save every digit counts 0."""
+    worker = status.worker
+    accuracy_caption = None
+    if worker.round == 0:
+        accuracy_caption = (f"Round 0 is the model as shipped. Round 1 appears after {worker.retrain_every} saved "
+                            f"drawings: {worker.until_next_round} to go.")
+    counts = worker.examples.per_digit
+    digits_caption = None if any(counts.values()) else "No drawings saved yet: each one you save is counted here."
+    return (gr.update(value=accuracy_frame(status), caption=accuracy_caption),
+            gr.update(value=digits_frame(status), caption=digits_caption,
+                      y_lim=[0, max(5, *counts.values()) if counts else 5]))
 
 
 def drawing_tab():
@@ -220,12 +243,12 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         current = services.status()
         shown = [row for row in store.latest(4 * config.gallery_size) if reviews.shown(row)][:config.gallery_size]
         gallery = [(str(store.path_of(row)), f"drawn {row['label']}, model said {row['guess']}") for row in shown]
-        return summary_markdown(current) + review_line(reviews), accuracy_frame(current), digits_frame(current), gallery
+        return (summary_markdown(current) + review_line(reviews), *plot_updates(current),
+                gr.update(value=gallery, visible=bool(gallery)))  # no empty box before the first save
 
     with gr.Blocks(title="Outwit: fool the digit model") as demo:
         judged = gr.State(False)
-        gr.Markdown("# Outwit\nDraw a digit the model gets wrong. When it is fooled, pick the right digit and save "
-                    "the drawing: every few saves, the model retrains on them.")
+        gr.Markdown(how_it_works(config.retrain_every), elem_id="how-it-works")
         mine = gr.State([])  # this session's saved drawings: [label, id] pairs it may retract
         with gr.Row(equal_height=True):
             name = display_name_box()
@@ -251,12 +274,13 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
             with gr.Row():
                 accuracy_plot = gr.LinePlot(x="round", y="accuracy", color="measured on", y_lim=[0, 1],
                                             x_axis_format="d", y_axis_format=".0%", title="Accuracy per round",
-                                            x_title="round", elem_id="accuracy-plot")
+                                            x_title="round", min_width=320, elem_id="accuracy-plot")
                 digits_plot = gr.BarPlot(x="digit", y="examples", title="Adversarial examples per digit",
+                                         y_axis_format="d", y_lim=[0, 5], min_width=320,  # a phone: one per line
                                          elem_id="digits-plot")
             gallery = gr.Gallery(label="Latest drawings that fooled the model", columns=6, rows=2, height=280,
                                  allow_preview=False, object_fit="contain", fit_columns=False, interactive=False,
-                                 elem_id="gallery")
+                                 visible=False, elem_id="gallery")
         panel_outputs = [summary, accuracy_plot, digits_plot, gallery]
 
         sketch.change(predict, [sketch, judged], [guess, judged], api_name="predict", trigger_mode="always_last",

@@ -1,5 +1,6 @@
 """End to end through the page's API with gradio_client: predict, flag, wait for the round, read /status."""
 import time
+from dataclasses import replace
 from collections import Counter
 
 import numpy as np
@@ -118,3 +119,25 @@ def test_status_and_panel_show_the_serving_model_under_a_gradient_attack(served)
     assert robust["size"] == config.robust_size and robust["top1"] <= 0.2  # a standard CNN does not resist 0.1
     panel = app.summary_markdown(services.status())
     assert f"Accuracy under a gradient attack (`{robust['dataset']}`): **{100 * robust['top1']:.1f}%**" in panel
+
+
+def test_the_page_reads_well_before_anything_is_saved_and_after(served):
+    _, services, config = served
+    status = services.status()
+    empty = replace(status, worker=replace(status.worker, round=0, until_next_round=7, examples=replace(
+        status.worker.examples, per_digit={str(d): 0 for d in range(10)})))
+    accuracy, digits = app.plot_updates(empty)
+    assert accuracy["caption"] == (f"Round 0 is the model as shipped. Round 1 appears after {config.retrain_every} "
+                                   "saved drawings: 7 to go.")
+    assert digits["caption"].startswith("No drawings saved yet") and digits["y_lim"] == [0, 5]  # whole numbers
+    assert list(digits["value"]["examples"]) == [0] * 10
+    counts = {str(d): 0 for d in range(10)} | {"3": 2, "7": 12}
+    later = replace(status, worker=replace(status.worker, round=2, examples=replace(status.worker.examples,
+                                                                                     per_digit=counts)))
+    accuracy, digits = app.plot_updates(later)
+    assert accuracy["caption"] is None and digits["caption"] is None and digits["y_lim"] == [0, 12]
+    words = app.how_it_works(config.retrain_every)
+    assert f"every {config.retrain_every} saved drawings the model retrains on them" in words
+    title, body = words.split("\n", 1)
+    assert title == "# Outwit" and body.count(". ") == 1 and body.endswith(".")  # two sentences under the title
+    assert "Lower means it is harder to fool" in app.summary_markdown(status)
