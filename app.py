@@ -46,7 +46,7 @@ def summary_markdown(status: AppStatus) -> str:
     training = " · **retraining now…**" if worker.training else ""
     mnist_name = f"`{mnist.dataset}`, {mnist.size:,} images" if mnist and mnist.size else "the MNIST test split"
     return (
-        f"### Round {worker.round}{training}\n"
+        f"### {round_landed(worker) or f'Round {worker.round}'}{training}\n"
         f"- Accuracy on MNIST ({mnist_name}): {_accuracy(mnist)}\n"
         f"- Accuracy on held-out adversarial examples ({adversarial.size if adversarial else 0} examples): "
         f"{_accuracy(adversarial)}\n"
@@ -58,6 +58,23 @@ def summary_markdown(status: AppStatus) -> str:
         f"{examples.this_round} this round; **{worker.until_next_round}** more until the next retrain\n"
         f"- {sync_line(status.sync, status.models)}"
     )
+
+
+def round_landed(worker) -> str | None:
+    """The serving round in a visitor's words, once a round has been promoted: "Round 3 is live: 96.0% on held-out
+    drawings like yours, up from 81.0%". None while the model as shipped serves."""
+    promoted = [r for r in worker.history if r.status in ("base", "promoted")]
+    if worker.round == 0 or not promoted or promoted[-1].round != worker.round:
+        return None
+    now = promoted[-1].adversarial
+    if now is None or now.top1 is None:
+        return f"Round {worker.round} is live"
+    line = f"Round {worker.round} is live: {_percent(now.top1)} on held-out drawings like yours"
+    before = promoted[-2].adversarial if len(promoted) > 1 else None
+    if before is not None and before.top1 is not None:
+        change = "up" if now.top1 > before.top1 else "down" if now.top1 < before.top1 else "level"
+        line += f", {change} from {_percent(before.top1)}" if change != "level" else ", level with the round before"
+    return line
 
 
 def review_line(reviews: Reviews) -> str:
@@ -121,12 +138,12 @@ def plot_updates(status: AppStatus) -> tuple[dict, dict]:
     """The two plots, with a sentence where there is nothing to draw yet: before round 1 the accuracy plot has one
     point (round 0, the model as shipped), and before the first save every digit counts 0."""
     worker = status.worker
-    accuracy_caption = None
+    accuracy_caption = ""  # "", not None: None in an update leaves the old caption up
     if worker.round == 0:
         accuracy_caption = (f"Round 0 is the model as shipped. Round 1 appears after {worker.retrain_every} saved "
                             f"drawings: {worker.until_next_round} to go.")
     counts = worker.examples.per_digit
-    digits_caption = None if any(counts.values()) else "No drawings saved yet: each one you save is counted here."
+    digits_caption = "" if any(counts.values()) else "No drawings saved yet: each one you save is counted here."
     return (gr.update(value=accuracy_frame(status), caption=accuracy_caption),
             gr.update(value=digits_frame(status), caption=digits_caption,
                       y_lim=[0, max(5, *counts.values()) if counts else 5]))
@@ -246,8 +263,16 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         return (summary_markdown(current) + review_line(reviews), *plot_updates(current),
                 gr.update(value=gallery, visible=bool(gallery)))  # no empty box before the first save
 
+    def announce(seen: int | None) -> int:
+        """A toast when a new round lands while the page is open; returns the round now serving."""
+        now = worker.status()
+        if seen is not None and now.round > seen and (landed := round_landed(now)):
+            gr.Info(f"{landed}. Can you still fool it?")
+        return now.round
+
     with gr.Blocks(title="Outwit: fool the digit model") as demo:
         judged = gr.State(False)
+        seen_round = gr.State(None)  # the round this page last showed, for announce()
         gr.Markdown(how_it_works(config.retrain_every), elem_id="how-it-works")
         mine = gr.State([])  # this session's saved drawings: [label, id] pairs it may retract
         with gr.Row(equal_height=True):
@@ -299,8 +324,11 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         retract_button.click(retract, saved, retract_message, api_name="retract", queue=False).success(
             panel, None, panel_outputs, api_visibility="private")
         gr.api(status, api_name="status", queue=False)
-        gr.Timer(5.0).tick(panel, None, panel_outputs, api_visibility="private", show_progress="hidden")
+        timer = gr.Timer(5.0)
+        timer.tick(panel, None, panel_outputs, api_visibility="private", show_progress="hidden")
+        timer.tick(announce, seen_round, seen_round, api_visibility="private", show_progress="hidden")
         demo.load(panel, None, panel_outputs, api_visibility="private")
+        demo.load(announce, seen_round, seen_round, api_visibility="private")
         demo.load(None, js=SELECT_BRUSH_JS)
         demo.load(None, js=RECORD_STROKES_JS)
         machine_tab.select(None, js=SELECT_BRUSH_JS)

@@ -10,6 +10,8 @@ from gradio_client.exceptions import AppError
 
 import app
 from config import Config
+from metrics import Accuracy
+from retrain import RoundSummary
 from drawings import client_payload, draw_sketch, fooling_examples, sketchpad_value
 from services import start_services
 from tests.running_app import running_app
@@ -64,7 +66,8 @@ def test_ten_fooling_flags_make_a_round_that_status_reports(served, tmp_path):
         if i < 9:
             assert f"{i + 1} in all; {9 - i} more until the next retrain" in message
     deadline = time.monotonic() + 120
-    while (status := client.predict(api_name="/status"))["round"] == 0 and time.monotonic() < deadline:
+    while ((status := client.predict(api_name="/status"))["round"] == 0 or status["training"]) \
+            and time.monotonic() < deadline:  # the round is recorded a moment before the worker says it is done
         time.sleep(0.5)
     assert status["round"] == 1
     assert status["history"][-1]["status"] == "promoted"
@@ -135,9 +138,30 @@ def test_the_page_reads_well_before_anything_is_saved_and_after(served):
     later = replace(status, worker=replace(status.worker, round=2, examples=replace(status.worker.examples,
                                                                                      per_digit=counts)))
     accuracy, digits = app.plot_updates(later)
-    assert accuracy["caption"] is None and digits["caption"] is None and digits["y_lim"] == [0, 12]
+    assert accuracy["caption"] == "" and digits["caption"] == "" and digits["y_lim"] == [0, 12]
     words = app.how_it_works(config.retrain_every)
     assert f"every {config.retrain_every} saved drawings the model retrains on them" in words
     title, body = words.split("\n", 1)
     assert title == "# Outwit" and body.count(". ") == 1 and body.endswith(".")  # two sentences under the title
     assert "Lower means it is harder to fool" in app.summary_markdown(status)
+
+
+def test_a_round_that_lands_is_told_in_a_visitors_words(served):
+    _, services, _ = served
+    worker = services.status().worker
+
+    def summary(n, status, adversarial):
+        held_out = None if adversarial is None else Accuracy(dataset="adversarial/test", size=20, top1=adversarial)
+        return RoundSummary(n, status, None, held_out, None, None, 3.0, None)
+
+    base = summary(0, "base", None)
+    assert app.round_landed(replace(worker, round=0, history=[base])) is None  # the model as shipped
+    first = replace(worker, round=1, history=[base, summary(1, "promoted", 0.9)])
+    assert app.round_landed(first) == "Round 1 is live: 90.0% on held-out drawings like yours"
+    third = replace(worker, round=3, history=[base, summary(1, "promoted", 0.81), summary(2, "rejected", 0.5),
+                                              summary(3, "promoted", 0.96)])
+    assert app.round_landed(third) == "Round 3 is live: 96.0% on held-out drawings like yours, up from 81.0%"
+    assert app.summary_markdown(replace(services.status(), worker=third)).startswith(
+        "### Round 3 is live: 96.0% on held-out drawings like yours, up from 81.0%\n")
+    worse = replace(third, history=[*third.history[:-1], summary(3, "promoted", 0.7)])
+    assert app.round_landed(worse).endswith("down from 81.0%")

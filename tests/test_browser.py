@@ -139,3 +139,30 @@ def test_a_save_clicked_before_the_editor_has_sent_the_drawing_waits_for_it(page
     assert len(flags) == 1 and "the model said 3" in message.inner_text()
     assert services.store.counts().total == before + 1
     page.close()
+
+
+@pytest.fixture
+def own_app(tmp_path):
+    """An app of its own: a round changes the model the other tests' drawings are guessed by."""
+    with running_app(Config(data_dir=tmp_path / "data", mnist_data="sample"), measured=True) as served_app:
+        yield served_app
+
+
+def test_a_round_that_lands_while_the_page_is_open_is_announced(own_app, browser):
+    url, services = own_app
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.goto(url)
+    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
+    page.wait_for_timeout(1500)  # the page has seen the round now serving
+    before = services.worker.status().round
+    services.worker.request_round()
+    assert services.worker.wait_idle(120), "the round did not finish"
+    after = services.worker.status()
+    assert after.round == before + 1, f"the round was not promoted: {after.history[-1]}"
+    page.get_by_text(f"Round {after.round} is live").first.wait_for(timeout=30_000)  # the toast, then the panel
+    page.locator("#summary").get_by_text(f"Round {after.round} is live").wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    assert page.get_by_text("Round 1 appears after").count() == 0  # the first load's caption is gone
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "round-landed.png"), full_page=True)
+    page.close()
