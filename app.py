@@ -43,7 +43,7 @@ def _accuracy(accuracy: Accuracy | None) -> str:
 def summary_markdown(status: AppStatus) -> str:
     worker = status.worker
     mnist, adversarial, rate, examples = worker.mnist, worker.adversarial, worker.error_rate, worker.examples
-    training = " · **retraining now…**" if worker.training else ""
+    training = f" · {retraining(worker)}" if worker.training else ""
     mnist_name = f"`{mnist.dataset}`, {mnist.size:,} images" if mnist and mnist.size else "the MNIST test split"
     return (
         f"### {round_landed(worker) or f'Round {worker.round}'}{training}\n"
@@ -58,6 +58,15 @@ def summary_markdown(status: AppStatus) -> str:
         f"{examples.this_round} this round; **{worker.until_next_round}** more until the next retrain\n"
         f"- {sync_line(status.sync, status.models)}"
     )
+
+
+def retraining(worker) -> str:
+    """The round under way: how long it has run, and how long the last one took."""
+    line = "**retraining now…**"
+    if worker.training_seconds is not None:
+        line += f" {worker.training_seconds:.0f} s in"
+    took = [r.seconds for r in worker.history if r.seconds and r.status in ("promoted", "rejected")]
+    return line + (f" (the last round took {took[-1]:.0f} s)" if took else "")
 
 
 def round_landed(worker) -> str | None:
@@ -234,11 +243,16 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         except ValueError as err:  # a name that cannot be shown, or the session is at its limit: nothing written
             raise user_error(str(err)) from None
         worker.record_attempt(fooled=True)
+        completes = worker.until_next_round() == 0  # this save starts a round
         worker.notify()
         now = worker.status()
         mine = [*(mine or []), [f"a {digit} the model read as {guess} ({row['id'][:8]})", row["id"]]]
-        return (f"Saved: you drew {digit}, the model said {guess}. {now.examples.this_round} this round, "
-                f"{now.examples.total} in all; {now.until_next_round} more until the next retrain."), mine, row["id"]
+        saved = f"Saved: you drew {digit}, the model said {guess}."
+        if completes:
+            return (f"{saved} That makes {now.retrain_every}: the model is retraining on them now, and the new round "
+                    f"shows below in a few seconds ({now.examples.total} in all)."), mine, row["id"]
+        return (f"{saved} {now.examples.this_round} this round, {now.examples.total} in all; "
+                f"{now.until_next_round} more until the next retrain."), mine, row["id"]
 
     def list_saved(mine: list, last: str):
         """This session's saved drawings, the newest picked: what the visitor may retract."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -128,6 +129,7 @@ class WorkerStatus:
     training: bool
     last_error: str | None
     history: list[RoundSummary]
+    training_seconds: float | None = None  # how long the round under way has run
 
 
 # ---------------------------------------------------------------------------------------------- the worker
@@ -151,6 +153,7 @@ class RetrainWorker:
         self._lock = threading.Lock()  # guards the counters below
         self._attempts = self._flags = 0  # this round's drawings judged and fooling ones, for the error rate
         self._training = False
+        self._training_since: float | None = None
         self._forced = False  # an admin asked for a round now
         self._busy = threading.Lock()  # held by a round and by a rollback: one of them at a time
         self._last_error: str | None = None
@@ -225,6 +228,7 @@ class RetrainWorker:
         this_round = self._added_this_round(self.counter())
         with self._lock:
             attempts, flags, training, error = self._attempts, self._flags, self._training, self._last_error
+            since = self._training_since
         return WorkerStatus(
             round=serving.round if serving else 0, mnist=metrics.get(MNIST), adversarial=metrics.get(ADVERSARIAL),
             robust=metrics.get(ROBUST),
@@ -236,7 +240,8 @@ class RetrainWorker:
             training=training, last_error=error,
             history=[RoundSummary(r.round, r.status, r.metrics.get(MNIST), r.metrics.get(ADVERSARIAL),
                                   r.metrics.get(ROBUST), r.trained_on.get("adversarial"), r.seconds, r.error_rate)
-                     for r in self.history.records])
+                     for r in self.history.records],
+            training_seconds=round(time.monotonic() - since, 1) if training and since is not None else None)
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
@@ -281,7 +286,7 @@ class RetrainWorker:
 
     def _round(self) -> None:
         with self._lock:
-            self._training = True
+            self._training, self._training_since = True, time.monotonic()
         started, number, added = utc_now(), self.history.next_round(), self.counter()
         serving_record = self.history.serving()
         serving, _ = self.predictor.current

@@ -65,6 +65,8 @@ def test_ten_fooling_flags_make_a_round_that_status_reports(served, tmp_path):
         assert message.startswith(f"Saved: you drew {digit}, the model said {int(probs.argmax())}.")
         if i < 9:
             assert f"{i + 1} in all; {9 - i} more until the next retrain" in message
+        else:  # the tenth starts a round, and says so
+            assert "That makes 10: the model is retraining on them now" in message
     deadline = time.monotonic() + 120
     while ((status := client.predict(api_name="/status"))["round"] == 0 or status["training"]) \
             and time.monotonic() < deadline:  # the round is recorded a moment before the worker says it is done
@@ -165,3 +167,15 @@ def test_a_round_that_lands_is_told_in_a_visitors_words(served):
         "### Round 3 is live: 96.0% on held-out drawings like yours, up from 81.0%\n")
     worse = replace(third, history=[*third.history[:-1], summary(3, "promoted", 0.7)])
     assert app.round_landed(worse).endswith("down from 81.0%")
+
+
+def test_a_round_under_way_shows_how_far_it_has_run(served):
+    _, services, _ = served
+    worker = services.status().worker
+    history = [RoundSummary(0, "base", None, None, None, None, 0.0, None),
+               RoundSummary(1, "promoted", None, None, None, None, 3.4, None)]
+    running = replace(worker, training=True, training_seconds=2.2, history=history)
+    assert app.retraining(running) == "**retraining now…** 2 s in (the last round took 3 s)"
+    assert "· **retraining now…** 2 s in" in app.summary_markdown(replace(services.status(), worker=running))
+    assert app.retraining(replace(running, history=history[:1])) == "**retraining now…** 2 s in"
+    assert "retraining" not in app.summary_markdown(replace(services.status(), worker=replace(running, training=False)))
