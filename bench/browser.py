@@ -25,3 +25,20 @@ def draw(page, digit: int, sketchpad: str = "sketchpad", pause_ms: int = 0) -> N
         page.mouse.up()
         if pause_ms:
             page.wait_for_timeout(pause_ms)
+
+
+def draw_by_touch(page, digit: int, sketchpad: str = "sketchpad") -> None:
+    """Draw the digit's strokes with a finger: touch events, as a phone sends them (the page must be opened in a
+    context with `has_touch=True`). Over the middle 80% of the canvas's shorter side."""
+    canvas = page.locator(f"#{sketchpad} canvas").first
+    box = canvas.bounding_box()
+    side = 0.8 * min(box["width"], box["height"])
+    left, top = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
+    touch = page.context.new_cdp_session(page)
+    for stroke in stroke_points(digit, ui.CANVAS):
+        points = [{"x": left + x / ui.CANVAS * side, "y": top + y / ui.CANVAS * side} for x, y in stroke]
+        touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [points[0]]})
+        for point in points[1:]:
+            touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    touch.detach()

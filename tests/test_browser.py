@@ -4,7 +4,7 @@ import json
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from bench.browser import ARTIFACTS, draw
+from bench.browser import ARTIFACTS, draw, draw_by_touch
 from config import Config
 from tests.running_app import running_app
 
@@ -166,3 +166,21 @@ def test_a_round_that_lands_while_the_page_is_open_is_announced(own_app, browser
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "round-landed.png"), full_page=True)
     page.close()
+
+
+def test_a_finger_draws_on_a_phone(page_url, browser):
+    """390×844, touch only: the strokes go on the canvas (the page does not scroll instead) and are guessed."""
+    url, _ = page_url
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
+    page.wait_for_timeout(1000)
+    page.locator("#sketchpad canvas").first.scroll_into_view_if_needed()
+    scrolled = page.evaluate("window.scrollY")
+    draw_by_touch(page, 7)
+    page.locator("#guess h2, #guess .output-class").get_by_text("7", exact=True).wait_for(timeout=30_000)
+    assert page.evaluate("window.scrollY") == scrolled
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "phone-touch.png"), full_page=True)
+    context.close()
