@@ -27,8 +27,8 @@ from review_tabs import rounds_tab, validate_tab
 from reviews import Reviews, ReviewError
 import strokes
 from strokes import StrokesError
-from ui import (BRUSH_RADIUS, CANVAS, EDITOR_CHANGED_JS, RECORD_STROKES_JS, SELECT_BRUSH_JS, STROKES_PAYLOAD_JS,
-                clear_canvas_js, digit_choice, display_name_box, sketchpad, unreadable, user_error, visitor)
+from ui import (BRUSH_RADIUS, CANVAS, EDITOR_CHANGED_JS, LABELS_JS, RECORD_STROKES_JS, SELECT_BRUSH_JS,
+                STROKES_PAYLOAD_JS, clear_canvas_js, digit_choice, display_name_box, sketchpad, unreadable, user_error, visitor)
 
 log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------- handlers
@@ -345,6 +345,7 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         demo.load(announce, seen_round, seen_round, api_visibility="private")
         demo.load(None, js=SELECT_BRUSH_JS)
         demo.load(None, js=RECORD_STROKES_JS)
+        demo.load(None, js=LABELS_JS)  # names for the canvases and plots, for screen readers
         machine_tab.select(None, js=SELECT_BRUSH_JS)
         flagger.setup([sketch, digit], str(config.store_dir))
     return demo

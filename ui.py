@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import reprlib
 import threading
 import warnings
@@ -120,6 +121,34 @@ STROKES_PAYLOAD_JS = """
   return JSON.stringify({width: state.width, height: state.height, strokes: state.strokes});
 }
 """
+
+
+# Names for what a screen reader would otherwise announce as nothing: the canvases and the plots (their figures are in
+# the panel's text above them). Set again whenever Gradio re-renders them.
+LABELS = {
+    "#sketchpad canvas": "Drawing canvas: draw a digit here with a mouse, a finger or a pen",
+    "#attack-sketchpad canvas": "Drawing canvas for the machine adversary: draw a digit here",
+    "#accuracy-plot": "Plot of the model's accuracy per round, on MNIST, on held-out adversarial drawings and under "
+                      "a gradient attack; the figures are in the text above",
+    "#digits-plot": "Bar chart of the saved drawings per digit they really are",
+}
+LABELS_JS = """
+() => {
+  const labels = %s;
+  const apply = () => {
+    for (const [selector, label] of Object.entries(labels)) {
+      for (const element of document.querySelectorAll(selector)) {
+        if (element.getAttribute('aria-label') !== label) {
+          element.setAttribute('aria-label', label);
+          element.setAttribute('role', 'img');
+        }
+      }
+    }
+  };
+  apply();
+  new MutationObserver(apply).observe(document.body, {childList: true, subtree: true});
+}
+""" % json.dumps(LABELS)
 
 
 def clear_canvas_js(elem_id: str) -> str:

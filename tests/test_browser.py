@@ -7,6 +7,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from bench.browser import ARTIFACTS, draw, draw_by_touch
 from config import Config
 from tests.running_app import running_app
+from ui import LABELS
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +185,30 @@ def test_a_finger_draws_on_a_phone(page_url, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "phone-touch.png"), full_page=True)
     context.close()
+
+
+def test_the_canvas_and_plots_have_names_and_a_save_works_from_the_keyboard(page_url, browser):
+    url, services = page_url
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.goto(url)
+    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
+    page.wait_for_timeout(1000)
+    for selector, label in LABELS.items():
+        if not selector.startswith("#attack"):  # that tab is not open
+            assert page.locator(selector).first.get_attribute("aria-label") == label, selector
+            assert page.get_by_role("img", name=label).count() >= 1
+    draw(page, 3)
+    page.locator("#guess h2, #guess .output-class").get_by_text("3", exact=True).wait_for(timeout=30_000)
+    before = services.store.counts().total
+    page.locator("#digit input").nth(8).focus()  # the digit choice: arrow keys and Space, as radio buttons go
+    page.keyboard.press("Space")
+    assert page.locator("#digit input").nth(8).is_checked()
+    for _ in range(15):  # Tab on to the save button
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "save":
+            break
+    assert page.evaluate("document.activeElement.id") == "save", "the save button is not reachable with Tab"
+    page.keyboard.press("Enter")
+    page.locator("#flag-message").get_by_text("Saved: you drew 8, the model said 3").wait_for(timeout=30_000)
+    assert services.store.counts().total == before + 1
+    page.close()
