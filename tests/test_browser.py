@@ -1,7 +1,10 @@
 """A real browser: Debian's Chromium, driven by Playwright, draws with the mouse, sees the guess, flags it."""
+import io
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench.browser import ARTIFACTS, draw, draw_by_touch
@@ -211,4 +214,25 @@ def test_the_canvas_and_plots_have_names_and_a_save_works_from_the_keyboard(page
     page.keyboard.press("Enter")
     page.locator("#flag-message").get_by_text("Saved: you drew 8, the model said 3").wait_for(timeout=30_000)
     assert services.store.counts().total == before + 1
+    page.close()
+
+
+def test_in_dark_mode_the_ink_stays_visible(page_url, browser):
+    url, _ = page_url
+    page = browser.new_page(viewport={"width": 1280, "height": 1100}, color_scheme="dark")
+    page.goto(url)
+    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
+    page.wait_for_timeout(1000)
+    assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches")
+    assert page.evaluate("document.body.classList.contains('dark') || "
+                         "getComputedStyle(document.body).backgroundColor !== 'rgb(255, 255, 255)'")  # the page is dark
+    draw(page, 3)
+    page.locator("#guess h2, #guess .output-class").get_by_text("3", exact=True).wait_for(timeout=30_000)
+    shot = np.asarray(Image.open(io.BytesIO(page.locator("#sketchpad canvas").first.screenshot())).convert("L"))
+    box = page.locator("#sketchpad canvas").first.bounding_box()
+    middle = shot[int(box["height"] * 0.1):int(box["height"] * 0.9), int(box["width"] * 0.3):int(box["width"] * 0.7)]
+    paper, ink = np.percentile(middle, 50), np.percentile(middle, 2)
+    assert paper > 200 and ink < 60, f"ink {ink} on paper {paper}: not dark on light"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dark.png"), full_page=True)
     page.close()
