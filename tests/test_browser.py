@@ -20,13 +20,31 @@ def page_url(tmp_path_factory):
         yield served_app
 
 
+LAPTOP = {"width": 1280, "height": 1100}
+
+
+def opened(page, url: str):
+    """`page` at the app, loaded and settled as a person would see it."""
+    page.goto(url)
+    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
+    page.wait_for_timeout(1000)
+    return page
+
+
+def new_page(browser, url: str, **options):
+    return opened(browser.new_page(**{"viewport": LAPTOP, **options}), url)
+
+
+def wait_for_guess(page, digit: int) -> None:
+    """Until the guess's top digit is `digit` (the first guess may be of the first strokes alone)."""
+    page.locator("#guess h2, #guess .output-class").get_by_text(str(digit), exact=True).wait_for(timeout=30_000)
+
+
+
 def test_draw_see_the_guess_flag_it_and_see_the_confirmation(page_url, browser):
     url, services = page_url
     saved = services.store.counts().total + 1  # the other test may have saved one first
-    page = browser.new_page(viewport={"width": 1280, "height": 1100})
-    page.goto(url)
-    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
-    page.wait_for_timeout(1000)  # let the page settle as a person would see it
+    page = new_page(browser, url)
     assert page.get_by_text("select the draw tool to start").count() == 0
     other = "8"
     page.locator(f"#digit [data-testid=\"{other}-radio-label\"]").click()  # first, so Save follows the guess at once
@@ -60,9 +78,7 @@ def test_draw_see_the_guess_flag_it_and_see_the_confirmation(page_url, browser):
 
 def test_the_machine_adversary_tab_attacks_a_drawing_and_saves_it(page_url, browser):
     url, services = page_url
-    page = browser.new_page(viewport={"width": 1280, "height": 1100})
-    page.goto(url)
-    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
+    page = new_page(browser, url)
     page.get_by_role("tab", name="Machine adversary").click()
     page.wait_for_selector("#attack-sketchpad canvas", timeout=30_000)
     page.wait_for_timeout(1000)
@@ -90,13 +106,11 @@ def test_the_guess_comes_from_the_strokes_before_the_editor_uploads_anything(pag
     """The quick guess (strokes.py): with the editor's uploads blocked, the guess still appears, from the strokes the
     page recorded; Clear forgets them."""
     url, _ = page_url
-    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page = browser.new_page(viewport=LAPTOP)
     blocked = []
     for path in ("**/gradio_api/component_server/**", "**/gradio_api/upload**"):
         page.route(path, lambda route: (blocked.append(route.request.url), route.abort()))
-    page.goto(url)
-    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
-    page.wait_for_timeout(1000)
+    opened(page, url)
     draw(page, 7)
     guess = page.locator("#guess [data-testid='label-output-value']")
     guess.wait_for(timeout=30_000)
@@ -116,17 +130,15 @@ def test_a_save_clicked_before_the_editor_has_sent_the_drawing_waits_for_it(page
     """The quick guess shows before the editor's own value is on the server; a Save clicked then would send the
     canvas as it was (here: empty). The page holds the click until the editor's drawing is there."""
     url, services = page_url
-    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page = browser.new_page(viewport=LAPTOP)
     held, flags = [], []
     page.route("**/gradio_api/component_server/**", lambda route: held.append(route))  # the editor's parts wait
     page.on("request", lambda request: flags.append(request) if "/run/predict" in request.url
             and len(json.loads(request.post_data or "{}").get("data", [])) == 5 else None)  # flag's 5 inputs
-    page.goto(url)
-    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
-    page.wait_for_timeout(1000)
+    opened(page, url)
     page.locator('#digit [data-testid="8-radio-label"]').click()
     draw(page, 3)
-    page.locator("#guess h2, #guess .output-class").get_by_text("3", exact=True).wait_for(timeout=30_000)
+    wait_for_guess(page, 3)
     for _ in range(100):
         if held:
             break
@@ -154,10 +166,8 @@ def own_app(tmp_path):
 
 def test_a_round_that_lands_while_the_page_is_open_is_announced(own_app, browser):
     url, services = own_app
-    page = browser.new_page(viewport={"width": 1280, "height": 1100})
-    page.goto(url)
-    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
-    page.wait_for_timeout(1500)  # the page has seen the round now serving
+    page = new_page(browser, url)
+    page.wait_for_timeout(500)  # the page has seen the round now serving
     before = services.worker.status().round
     services.worker.request_round()
     assert services.worker.wait_idle(120), "the round did not finish"
@@ -177,13 +187,11 @@ def test_a_finger_draws_on_a_phone(page_url, browser):
     url, _ = page_url
     context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
     page = context.new_page()
-    page.goto(url)
-    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
-    page.wait_for_timeout(1000)
+    opened(page, url)
     page.locator("#sketchpad canvas").first.scroll_into_view_if_needed()
     scrolled = page.evaluate("window.scrollY")
     draw_by_touch(page, 7)
-    page.locator("#guess h2, #guess .output-class").get_by_text("7", exact=True).wait_for(timeout=30_000)
+    wait_for_guess(page, 7)
     assert page.evaluate("window.scrollY") == scrolled
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "phone-touch.png"), full_page=True)
@@ -192,16 +200,13 @@ def test_a_finger_draws_on_a_phone(page_url, browser):
 
 def test_the_canvas_and_plots_have_names_and_a_save_works_from_the_keyboard(page_url, browser):
     url, services = page_url
-    page = browser.new_page(viewport={"width": 1280, "height": 1100})
-    page.goto(url)
-    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
-    page.wait_for_timeout(1000)
+    page = new_page(browser, url)
     for selector, label in LABELS.items():
         if not selector.startswith("#attack"):  # that tab is not open
             assert page.locator(selector).first.get_attribute("aria-label") == label, selector
             assert page.get_by_role("img", name=label).count() >= 1
     draw(page, 3)
-    page.locator("#guess h2, #guess .output-class").get_by_text("3", exact=True).wait_for(timeout=30_000)
+    wait_for_guess(page, 3)
     before = services.store.counts().total
     page.locator("#digit input").nth(8).focus()  # the digit choice: arrow keys and Space, as radio buttons go
     page.keyboard.press("Space")
@@ -219,15 +224,12 @@ def test_the_canvas_and_plots_have_names_and_a_save_works_from_the_keyboard(page
 
 def test_in_dark_mode_the_ink_stays_visible(page_url, browser):
     url, _ = page_url
-    page = browser.new_page(viewport={"width": 1280, "height": 1100}, color_scheme="dark")
-    page.goto(url)
-    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
-    page.wait_for_timeout(1000)
+    page = new_page(browser, url, color_scheme="dark")
     assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches")
     assert page.evaluate("document.body.classList.contains('dark') || "
                          "getComputedStyle(document.body).backgroundColor !== 'rgb(255, 255, 255)'")  # the page is dark
     draw(page, 3)
-    page.locator("#guess h2, #guess .output-class").get_by_text("3", exact=True).wait_for(timeout=30_000)
+    wait_for_guess(page, 3)
     shot = np.asarray(Image.open(io.BytesIO(page.locator("#sketchpad canvas").first.screenshot())).convert("L"))
     box = page.locator("#sketchpad canvas").first.bounding_box()
     middle = shot[int(box["height"] * 0.1):int(box["height"] * 0.9), int(box["width"] * 0.3):int(box["width"] * 0.7)]
