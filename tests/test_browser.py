@@ -35,6 +35,12 @@ def new_page(browser, url: str, **options):
     return opened(browser.new_page(**{"viewport": LAPTOP, **options}), url)
 
 
+def keep(page, name: str) -> None:
+    """A full-page screenshot under tests/artifacts/, for a person to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
 def wait_for_guess(page, digit: int) -> None:
     """Until the guess's top digit is `digit` (the first guess may be of the first strokes alone)."""
     page.locator("#guess h2, #guess .output-class").get_by_text(str(digit), exact=True).wait_for(timeout=30_000)
@@ -71,8 +77,7 @@ def test_draw_see_the_guess_flag_it_and_see_the_confirmation(page_url, browser):
     assert page.get_by_text("select the draw tool to start").count() == 0
     draw(page, 7)
     guess.get_by_text("7").first.wait_for(timeout=30_000)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "screenshot.png"), full_page=True)
+    keep(page, "screenshot.png")
     page.close()
 
 
@@ -97,8 +102,7 @@ def test_the_machine_adversary_tab_attacks_a_drawing_and_saves_it(page_url, brow
     message.get_by_text("Saved the attacked 7").wait_for(timeout=30_000)
     assert services.store.counts().added == before + 1
     assert services.store.latest(1)[0]["source"] == "pgd-40x1@0.1"
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "machine-adversary.png"), full_page=True)
+    keep(page, "machine-adversary.png")
     page.close()
 
 
@@ -177,8 +181,7 @@ def test_a_round_that_lands_while_the_page_is_open_is_announced(own_app, browser
     page.locator("#summary").get_by_text(f"Round {after.round} is live").wait_for(timeout=30_000)
     page.wait_for_timeout(500)
     assert page.get_by_text("Round 1 appears after").count() == 0  # the first load's caption is gone
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "round-landed.png"), full_page=True)
+    keep(page, "round-landed.png")
     page.close()
 
 
@@ -193,8 +196,7 @@ def test_a_finger_draws_on_a_phone(page_url, browser):
     draw_by_touch(page, 7)
     wait_for_guess(page, 7)
     assert page.evaluate("window.scrollY") == scrolled
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "phone-touch.png"), full_page=True)
+    keep(page, "phone-touch.png")
     context.close()
 
 
@@ -235,6 +237,5 @@ def test_in_dark_mode_the_ink_stays_visible(page_url, browser):
     middle = shot[int(box["height"] * 0.1):int(box["height"] * 0.9), int(box["width"] * 0.3):int(box["width"] * 0.7)]
     paper, ink = np.percentile(middle, 50), np.percentile(middle, 2)
     assert paper > 200 and ink < 60, f"ink {ink} on paper {paper}: not dark on light"
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "dark.png"), full_page=True)
+    keep(page, "dark.png")
     page.close()
