@@ -28,7 +28,8 @@ from reviews import Reviews, ReviewError
 import strokes
 from strokes import StrokesError
 from ui import (BRUSH_RADIUS, CANVAS, EDITOR_CHANGED_JS, LABELS_JS, RECORD_STROKES_JS, SELECT_BRUSH_JS,
-                STROKES_PAYLOAD_JS, clear_canvas_js, digit_choice, display_name_box, sketchpad, unreadable, user_error, visitor)
+                STROKES_PAYLOAD_JS, clear_canvas_js, digit_choice, display_name_box, label_value, sketchpad, unreadable,
+                user_error, visitor)
 
 log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------- handlers
@@ -198,7 +199,7 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
             probs = read_drawing(drawing)
         except EmptyDrawingError:
             return None, judged
-        return {str(d): float(p) for d, p in enumerate(probs)}, True
+        return label_value(probs), True
 
     def quick_guess(payload: str):
         """The strokes the page recorded → the top-3 digits, the moment the pen lifts; the editor's value follows."""
@@ -212,7 +213,7 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
             probs = predictor.predict(ink)
         except EmptyDrawingError:
             return None
-        return {str(d): float(p) for d, p in enumerate(probs)}
+        return label_value(probs)
 
     def finish_attempt(judged: bool, sandbox: bool):
         """The visitor cleared a judged drawing without flagging it: one more attempt that did not fool."""

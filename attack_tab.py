@@ -12,7 +12,7 @@ from attacks import Attack
 from preprocess import EmptyDrawingError, preprocess
 from robustness import AttackedDrawing, attack_input
 from services import Services
-from ui import clear_canvas_js, digit_choice, sketchpad, unreadable, user_error, visitor
+from ui import clear_canvas_js, digit_choice, label_value, sketchpad, unreadable, user_error, visitor
 
 EPS_CHOICES = (0.02, 0.3)  # the slider's range; MNIST's usual budgets are 0.1 to 0.3
 ATTACK_STEPS = 40
@@ -36,10 +36,6 @@ def pgd_for(eps: float) -> Attack:
 
 def _enlarge(image: np.ndarray) -> np.ndarray:
     return np.kron(image, np.ones((SHOWN // 28, SHOWN // 28), dtype=np.uint8))
-
-
-def _probabilities(probs: np.ndarray) -> dict[str, float]:
-    return {str(d): float(p) for d, p in enumerate(probs)}
 
 
 def make_handlers(services: Services):
@@ -72,7 +68,7 @@ def make_handlers(services: Services):
             text = f"At ε = {eps:g} the model still says {after}: try a larger ε."
         state = Attacked(result, int(digit), how.name, int(meta.get("round", 0)))
         return (_enlarge(result.clean), _enlarge(result.adversarial), _enlarge(result.perturbation),
-                _probabilities(result.adversarial_probs), text, state)
+                label_value(result.adversarial_probs), text, state)
 
     def save(state: Attacked | None, name: str | None = None, sandbox: bool = False,
              request: gr.Request | None = None) -> tuple[str, Attacked | None]:

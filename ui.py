@@ -160,6 +160,11 @@ def clear_canvas_js(elem_id: str) -> str:
 """
 
 
+def label_value(probs) -> dict[str, float]:
+    """Probabilities for the digits 0-9 as a gr.Label shows them."""
+    return {str(d): float(p) for d, p in enumerate(probs)}
+
+
 def user_error(message: str) -> gr.Error:
     """The visitor's mistake: shown to them, nothing changed, no traceback in the server log."""
     return gr.Error(message, print_exception=False)
