@@ -27,7 +27,7 @@ from review_tabs import rounds_tab, validate_tab
 from reviews import Reviews, ReviewError
 import strokes
 from strokes import StrokesError
-from ui import (BRUSH_RADIUS, CANVAS, EDITOR_CHANGED_JS, LABELS_JS, RECORD_STROKES_JS, SELECT_BRUSH_JS,
+from ui import (BRUSH_RADIUS, CANVAS, EDITOR_CHANGED_JS, LABELS_JS, PEN_UP_HEAD, RECORD_STROKES_JS, SELECT_BRUSH_JS,
                 STROKES_PAYLOAD_JS, clear_canvas_js, digit_choice, display_name_box, label_value, sketchpad, unreadable,
                 user_error, visitor)
 
@@ -359,7 +359,7 @@ MAX_REQUEST = 4 * 2**20  # bytes of any request's body: three uploads at most MA
 def launch(demo: gr.Blocks, config: Config, **options):
     """Queue and serve the page as `python app.py` does; tests pass `server_port=None, prevent_thread_lock=True`."""
     options = {"server_name": config.host, "server_port": config.port, "max_file_size": MAX_UPLOAD,
-               "allowed_paths": [str(config.data_dir)],
+               "allowed_paths": [str(config.data_dir)], "head": PEN_UP_HEAD,
                "app_kwargs": {"middleware": [Middleware(BodyLimit, max_bytes=MAX_REQUEST)]}, **options}
     return demo.queue(default_concurrency_limit=8).launch(**options)
 

@@ -75,7 +75,7 @@ RECORD_STROKES_JS = """
   document.addEventListener('pointermove', (event) => {
     if (state.current) state.current.points.push(point(event, state.current.canvas));
   }, true);
-  document.addEventListener('pointerup', () => {
+  state.penUp = () => {  // also called by PEN_UP_HEAD, which holds the event from the editor a moment
     if (state.drawing) {
       state.drawing = false;
       if (state.updating) state.again = true; else state.updating = true;
@@ -84,7 +84,8 @@ RECORD_STROKES_JS = """
     state.strokes.push(state.current.points);
     state.current = null;
     document.querySelector('#quick-guess')?.click();
-  }, true);
+  };
+  document.addEventListener('pointerup', state.penUp, true);
   document.addEventListener('click', (event) => {
     const save = event.target.closest && event.target.closest('#save');
     if (save && state.updating && !state.releasing) {
@@ -120,6 +121,55 @@ STROKES_PAYLOAD_JS = """
   if (!state || state.off || !state.strokes.length) return '';
   return JSON.stringify({width: state.width, height: state.height, strokes: state.strokes});
 }
+"""
+# The quick guess's answer is back ~25 ms after the pen lifts, but the page shows it later: the editor's own work on
+# the same pen-up (it bakes the stroke into its layer: 100–170 ms of main thread without a GPU) runs first, and
+# Gradio's update then takes a few frames, each slow while the editor redraws. So the pen-up of a recorded stroke is
+# held from the editor (which listens on `window`, capturing; this listener is installed in the page's <head>, before
+# the editor's) while the page records the stroke and asks for the quick guess, and handed on, the same event again,
+# once the guess has changed and been painted, at most HAND_ON_MS later, or at once when the pen comes down again.
+# Meanwhile the editor sees no moves: to it the pen is still down. bench/pen_up.py measures it with and without.
+PEN_UP_HEAD = """
+<script>
+(() => {
+  const HAND_ON_MS = 250;
+  let held = null;
+  const handOn = () => {
+    if (!held) return;
+    const {event, target, observer, timer} = held;
+    held = null;
+    observer.disconnect();
+    clearTimeout(timer);
+    window.__outwitHandingOn = true;
+    try { target.dispatchEvent(new PointerEvent('pointerup', event)); } finally { window.__outwitHandingOn = false; }
+  };
+  window.addEventListener('pointerup', (event) => {
+    const state = window.__outwitStrokes;
+    const guess = document.querySelector('#guess');
+    if (window.__outwitHandingOn || window.__outwitNoHold || !event.isTrusted || !state || !state.current || !guess) {
+      return;  // (__outwitNoHold: bench/pen_up.py's comparison)
+    }
+    handOn();
+    event.stopImmediatePropagation();
+    const shown = () => [...guess.querySelectorAll('[data-testid="label-output-value"], meter')]
+      .map((e) => e.getAttribute('value') ?? e.textContent).join('|');  // its top digit and bars
+    const before = shown();
+    const observer = new MutationObserver(() => {
+      if (shown() === before) return;  // Gradio marking the request pending, not the answer
+      observer.disconnect();
+      requestAnimationFrame(() => setTimeout(handOn, 0));  // after the frame that paints the guess
+    });
+    held = {event, target: event.target, observer, timer: setTimeout(handOn, HAND_ON_MS)};
+    observer.observe(guess, {subtree: true, childList: true, characterData: true, attributes: true});
+    state.penUp();
+  }, true);
+  window.addEventListener('pointerdown', handOn, true);
+  window.addEventListener('pointercancel', handOn, true);
+  window.addEventListener('pointermove', (event) => {  // the pen is up: the editor must not draw on meanwhile
+    if (held && !window.__outwitHandingOn) event.stopImmediatePropagation();
+  }, true);
+})();
+</script>
 """
 
 

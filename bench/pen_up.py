@@ -5,8 +5,9 @@
 Starts `python app.py` (bench/app_process.py), opens the page in Debian's Chromium (Playwright, as the browser
 tests do) and draws each digit stroke by stroke with the mouse, on a fresh page each. The page itself times each
 stroke: from its `pointerup` to the first change of the guess (its top digit and bars) after it; a stroke that
-leaves the guess as it was is not counted. Each digit is drawn twice, side by side in one run: as the page is (the
-first guess is its quick one, from the strokes it recorded: strokes.py; the editor's own follows) and with the quick
+leaves the guess as it was is not counted. Each digit is drawn three times, side by side in one run: as the page is
+(the first guess is its quick one, from the strokes it recorded: strokes.py; the editor's own follows; the editor's
+pen-up work waits until the quick guess is painted: ui.PEN_UP_HEAD), the same without that wait, and with the quick
 guess switched off (only the editor's path: it encodes and sends its canvas, then `/predict`).
 `first_guess_stood` counts the strokes whose first top digit was still the top digit when the next stroke began.
 Prints one JSON line: p50/p99 in ms of each. Target: p50 at most 50 ms.
@@ -39,7 +40,7 @@ TIMER = """() => {
   const timing = window.__penUp = {up: null, seen: null, waits: [], first: [], last: []};
   const close = () => { if (timing.first.length > timing.last.length) timing.last.push(top()); };
   document.addEventListener('pointerdown', close, true);
-  document.addEventListener('pointerup', () => { timing.up = performance.now(); timing.seen = read(); }, true);
+  window.__penUpHook = () => { timing.up = performance.now(); timing.seen = read(); };
   new MutationObserver(() => {
     if (timing.up !== null && read() !== timing.seen) {
       timing.waits.push(performance.now() - timing.up);
@@ -49,6 +50,11 @@ TIMER = """() => {
   }).observe(guess, {subtree: true, childList: true, characterData: true, attributes: true});
   window.__penUpClose = close;
 }"""
+
+
+# Installed before the page's own scripts, so it is the first to see the pen lift: the page holds that event from the
+# editor a moment (ui.PEN_UP_HEAD), and a listener of the page's own would see it late, handed on.
+PEN_UP_FIRST = "window.addEventListener('pointerup', (e) => { if (e.isTrusted) window.__penUpHook?.(); }, true);"
 
 
 def draw_timed(page, digit: int, settle_ms: int) -> dict:
@@ -65,12 +71,13 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    paths = {"quick": {"waits": [], "agree": 0, "shown": 0}, "editor_only": {"waits": [], "agree": 0, "shown": 0}}
+    paths = {path: {"waits": [], "agree": 0, "shown": 0} for path in ("quick", "quick_no_hold", "editor_only")}
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         app = AppProcess(Path(tmp) / "data", Path(tmp) / "app.log").start()
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.add_init_script(PEN_UP_FIRST)
             for digit in range(-1, args.digits):  # -1: a first digit, untimed, while the app measures its model
                 for path, figures in paths.items():
                     page.goto(app.url)
@@ -78,6 +85,8 @@ def main() -> None:
                     page.wait_for_timeout(500)
                     if path == "editor_only":  # as after the eraser or undo: the page records no strokes
                         page.evaluate("() => { window.__outwitStrokes.off = true; }")
+                    if path == "quick_no_hold":  # the editor handles the pen-up at once (ui.PEN_UP_HEAD)
+                        page.evaluate("() => { window.__outwitNoHold = true; }")
                     page.evaluate(TIMER)
                     timed = draw_timed(page, digit % 10, args.settle)
                     if digit < 0:
@@ -96,6 +105,7 @@ def main() -> None:
                         "p99_ms": round(float(np.percentile(waits, 99)), 1), "max_ms": round(max(waits), 1),
                         "first_guess_stood": f"{figures['agree']}/{figures['shown']}"}
     result["ratio_p50"] = round(result["editor_only"]["p50_ms"] / result["quick"]["p50_ms"], 1)
+    result["hold_gain_p50_ms"] = round(result["quick_no_hold"]["p50_ms"] - result["quick"]["p50_ms"], 1)
     result["target_p50_ms"] = 50.0
     result["meets_target"] = result["quick"]["p50_ms"] <= 50.0
     print(json.dumps(result))

@@ -7,8 +7,9 @@ import pytest
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from bench.browser import ARTIFACTS, draw, draw_by_touch
+from bench.browser import draw, draw_by_touch
 from config import Config
+from tests.pages import LAPTOP, keep, new_page, opened, wait_for_guess
 from tests.running_app import running_app
 from ui import LABELS
 
@@ -18,33 +19,6 @@ def page_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     with running_app(Config(data_dir=root / "data", mnist_data="sample")) as served_app:
         yield served_app
-
-
-LAPTOP = {"width": 1280, "height": 1100}
-
-
-def opened(page, url: str):
-    """`page` at the app, loaded and settled as a person would see it."""
-    page.goto(url)
-    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
-    page.wait_for_timeout(1000)
-    return page
-
-
-def new_page(browser, url: str, **options):
-    return opened(browser.new_page(**{"viewport": LAPTOP, **options}), url)
-
-
-def keep(page, name: str) -> None:
-    """A full-page screenshot under tests/artifacts/, for a person to look at."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
-def wait_for_guess(page, digit: int) -> None:
-    """Until the guess's top digit is `digit` (the first guess may be of the first strokes alone)."""
-    page.locator("#guess h2, #guess .output-class").get_by_text(str(digit), exact=True).wait_for(timeout=30_000)
-
 
 
 def test_draw_see_the_guess_flag_it_and_see_the_confirmation(page_url, browser):
@@ -238,4 +212,38 @@ def test_in_dark_mode_the_ink_stays_visible(page_url, browser):
     paper, ink = np.percentile(middle, 50), np.percentile(middle, 2)
     assert paper > 200 and ink < 60, f"ink {ink} on paper {paper}: not dark on light"
     keep(page, "dark.png")
+    page.close()
+
+
+# Before the page's own scripts: what reaches the page (the pen-up, trusted) and what reaches the editor's side of it
+# (a listener on document sees the event only once the page hands it on), and when the guess first shows a digit.
+ORDER = """
+window.__order = [];
+window.addEventListener('pointerup', (e) => window.__order.push(['pen-up', e.isTrusted]), true);
+document.addEventListener('pointerup', (e) => window.__order.push(['editor', e.isTrusted]), true);
+const watch = setInterval(() => {
+  const guess = document.querySelector('#guess');
+  if (!guess) return;
+  clearInterval(watch);
+  new MutationObserver(() => {
+    const digit = guess.querySelector('[data-testid="label-output-value"]');
+    if (digit && !window.__order.some(([what]) => what === 'guess')) window.__order.push(['guess', digit.textContent]);
+  }).observe(guess, {subtree: true, childList: true, characterData: true});
+}, 20);
+"""
+
+
+def test_the_editor_gets_the_pen_up_after_the_quick_guess_is_shown(page_url, browser):
+    """ui.PEN_UP_HEAD: the editor's slow pen-up work waits until the quick guess is on the page."""
+    url, _ = page_url
+    page = browser.new_page(viewport=LAPTOP)
+    page.add_init_script(ORDER)
+    opened(page, url)
+    draw(page, 1)  # one stroke
+    wait_for_guess(page, 1)
+    order = page.evaluate("window.__order")
+    assert order[0] == ["pen-up", True]
+    assert order[1][0] == "guess", f"the editor had the pen-up before the guess showed: {order}"
+    assert ["editor", False] in order[2:], order  # handed on, the same event again
+    assert order.count(["editor", True]) == 0, order  # not twice
     page.close()
