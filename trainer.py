@@ -30,7 +30,7 @@ from adversarial_training import AdversarialTraining, CollapseGuard
 from attacks import Attack, robust_accuracy
 from data import fixed_subset
 from metrics import MNIST, ROBUST, Accuracy, Metrics
-from model import ARCHITECTURES, build_model
+from model import ARCHITECTURES, CNNConfig, build_model
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -153,7 +153,9 @@ def pretrain(args: argparse.Namespace) -> dict:
     generator = seed_everything(args.seed)
     train_set = data.load_digits(args.data, args.data_root, "train", download=args.download)
     test_set = data.load_digits(args.data, args.data_root, "test", download=args.download)
-    model = build_model(args.arch)
+    if args.channels and args.arch != "cnn":
+        raise ValueError(f"--channels is for --arch cnn, not {args.arch}")
+    model = build_model(args.arch, **({"channels": args.channels} if args.channels else {}))
     x, y = train_set.tensors()
     adversarial = None
     if args.adv_train != "none":
@@ -224,6 +226,20 @@ def _floats(text: str) -> list[float]:
     return values
 
 
+def _ints(text: str) -> tuple[int, int, int]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not three comma-separated whole numbers") from None
+    if len(values) != 3 or not all(1 <= v <= 1024 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: three channel counts, each from 1 to 1024")
+    return values
+
+
+def _cnn_channels() -> str:
+    return ",".join(str(c) for c in CNNConfig().channels)
+
+
 def parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     root = argparse.ArgumentParser(
@@ -244,6 +260,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("pretrain", help="train a model from scratch and write its checkpoint", formatter_class=fmt)
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="cnn", help="network architecture")
+    p.add_argument("--channels", type=_ints, default=None,
+                   help=f"cnn only: channels of its three widths, e.g. 32,64,128 (default {_cnn_channels()})")
     p.add_argument("--epochs", type=float, default=20, help="passes over the training set")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, warm-up then cosine decay)")
     p.add_argument("--batch-size", type=int, default=64, help="examples per step")

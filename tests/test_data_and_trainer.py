@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import checkpoints
 import data
 import trainer
 from model import build_model
@@ -122,6 +123,33 @@ def run_cli(capsys, *argv) -> tuple[int, dict | None, str]:
 def test_cli_dry_run_trains_one_step_and_writes_nothing(tmp_path, capsys):
     code, result, _ = run_cli(capsys, "pretrain", "--dry-run", "--quiet", "--out", tmp_path / "m.safetensors")
     assert code == 0 and result["steps"] == 1 and result["checkpoint"] is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_pretrain_with_other_channels_writes_them_in_the_checkpoint(tmp_path, capsys):
+    out = tmp_path / "narrow.safetensors"
+    code, _, _ = run_cli(capsys, "pretrain", "--channels", "8,16,32", "--max-steps", "2", "--quiet", "--out", out)
+    assert code == 0
+    model, meta = checkpoints.load(out)
+    assert meta.arch == "cnn" and meta.arch_args["channels"] == [8, 16, 32]
+    assert model.head.in_features == 32
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--channels", "8,16"], "three channel counts"),
+    (["--channels", "8,x,32"], "three comma-separated whole numbers"),
+    (["--channels", "0,16,32"], "from 1 to 1024"),
+])
+def test_cli_bad_channels_are_refused_with_a_reason(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        trainer.main(["pretrain", *argv, "--out", str(tmp_path / "m.safetensors")])
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_channels_are_for_the_cnn_only(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "pretrain", "--arch", "seed", "--channels", "8,16,32", "--out", tmp_path / "m")
+    assert code == 2 and "--channels is for --arch cnn" in err
     assert list(tmp_path.iterdir()) == []
 
 
