@@ -27,9 +27,9 @@ from review_tabs import rounds_tab, validate_tab
 from reviews import Reviews, ReviewError
 import strokes
 from strokes import StrokesError
-from ui import (BRUSH_RADIUS, CANVAS, EDITOR_CHANGED_JS, LABELS_JS, PEN_UP_HEAD, RECORD_STROKES_JS, SELECT_BRUSH_JS,
-                STROKES_PAYLOAD_JS, clear_canvas_js, digit_choice, display_name_box, label_value, sketchpad, unreadable,
-                user_error, visitor)
+from ui import (BRUSH_RADIUS, CANVAS, EDITOR_CHANGED_JS, LABELS_JS, PAGE_CSS, PEN_UP_HEAD, RECORD_STROKES_JS,
+                SELECT_BRUSH_JS, STROKES_PAYLOAD_JS, clear_canvas_js, digit_choice, display_name_box, label_value,
+                sketchpad, unreadable, user_error, visitor)
 
 log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------- handlers
@@ -331,12 +331,12 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         sketch.clear(finish_attempt, [judged, sandbox], [guess, judged], api_visibility="private")
         # The Sketchpad's own "Clear canvas" keeps the brush ready (setting its value to None would not).
         clear.click(None, js=clear_canvas_js("sketchpad"))
-        save.click(flag, [sketch, digit, name, sandbox, mine], [message, mine, saved_id], api_name="flag",
-                   queue=False).success(list_saved, [mine, saved_id], saved, api_visibility="private").success(
+        save.click(flag, [sketch, digit, name, sandbox, mine], [message, mine, saved_id], api_name="flag").success(
+            list_saved, [mine, saved_id], saved, api_visibility="private").success(
             lambda: (None, None, False), None, [guess, digit, judged], api_visibility="private").then(
             None, js=clear_canvas_js("sketchpad")).then(panel, None, panel_outputs, api_visibility="private")
         saved_attack.success(panel, None, panel_outputs, api_visibility="private")
-        retract_button.click(retract, saved, retract_message, api_name="retract", queue=False).success(
+        retract_button.click(retract, saved, retract_message, api_name="retract").success(
             panel, None, panel_outputs, api_visibility="private")
         gr.api(status, api_name="status", queue=False)
         timer = gr.Timer(5.0)
@@ -359,7 +359,7 @@ MAX_REQUEST = 4 * 2**20  # bytes of any request's body: three uploads at most MA
 def launch(demo: gr.Blocks, config: Config, **options):
     """Queue and serve the page as `python app.py` does; tests pass `server_port=None, prevent_thread_lock=True`."""
     options = {"server_name": config.host, "server_port": config.port, "max_file_size": MAX_UPLOAD,
-               "allowed_paths": [str(config.data_dir)], "head": PEN_UP_HEAD,
+               "allowed_paths": [str(config.data_dir)], "head": PEN_UP_HEAD, "css": PAGE_CSS,
                "app_kwargs": {"middleware": [Middleware(BodyLimit, max_bytes=MAX_REQUEST)]}, **options}
     return demo.queue(default_concurrency_limit=8).launch(**options)
 

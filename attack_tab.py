@@ -122,4 +122,4 @@ def machine_adversary_tab(services: Services, name: gr.Textbox, sandbox: gr.Chec
     run.click(attack, [sketch, digit, eps], [clean, attacked, perturbation, guess, message, state],
               api_name="attack", concurrency_limit=2)
     clear.click(None, js=clear_canvas_js("attack-sketchpad"))
-    return keep.click(save, [state, name, sandbox], [message, state], api_name="save_attack", queue=False)
+    return keep.click(save, [state, name, sandbox], [message, state], api_name="save_attack")

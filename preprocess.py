@@ -39,7 +39,7 @@ def _to_ink(drawing: Any) -> np.ndarray:
             return layers[0][:, :, 3] if len(layers) == 1 else np.maximum.reduce([layer[:, :, 3] for layer in layers])
         drawing = drawing.get("composite")
         if drawing is None:
-            raise EmptyDrawingError("the drawing has no layers and no composite image")
+            raise EmptyDrawingError("the canvas is empty (no layers and no composite image)")
     if isinstance(drawing, Image.Image):
         drawing = np.asarray(drawing.convert("RGBA") if drawing.mode in ("P", "LA", "PA") else drawing)
     image = np.asarray(drawing)

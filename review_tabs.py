@@ -77,9 +77,9 @@ def validate_tab(services: Services, name: gr.Textbox) -> gr.Tab:
     shown = [image, question, example_id]
     for button, verdict in ((correct, "correct"), (incorrect, "incorrect"), (unclear, "unclear")):
         button.click(_with_verdict(vote, verdict), [example_id, right, name], [message, right],
-                     api_name=f"vote_{verdict}", queue=False).success(
+                     api_name=f"vote_{verdict}").success(
             next_example, name, shown, api_visibility="private")
-    report_button.click(report, [example_id, reason], message, api_name="report", queue=False).success(
+    report_button.click(report, [example_id, reason], message, api_name="report").success(
         next_example, name, shown, api_visibility="private")
     tab.select(next_example, name, shown, api_name="validate_next", queue=False)
     return tab

@@ -122,6 +122,11 @@ STROKES_PAYLOAD_JS = """
   return JSON.stringify({width: state.width, height: state.height, strokes: state.strokes});
 }
 """
+# A refused action's reason shows in a toast; Gradio also marks the event's outputs "Error" with a clear button,
+# which in a message box under a button reads as a second, unexplained failure. Not in these boxes.
+MESSAGE_BOXES = ("flag-message", "retract-message", "attack-message", "validate-message", "admin-message")
+PAGE_CSS = ", ".join(f'#{box} [data-testid="status-tracker"]:has(.error)' for box in MESSAGE_BOXES) + \
+    " { display: none; }"
 # The quick guess's answer is back ~25 ms after the pen lifts, but the page shows it later: the editor's own work on
 # the same pen-up (it bakes the stroke into its layer: 100–170 ms of main thread without a GPU) runs first, and
 # Gradio's update then takes a few frames, each slow while the editor redraws. So the pen-up of a recorded stroke is
@@ -216,7 +221,10 @@ def label_value(probs) -> dict[str, float]:
 
 
 def user_error(message: str) -> gr.Error:
-    """The visitor's mistake: shown to them, nothing changed, no traceback in the server log."""
+    """The visitor's mistake: shown to them, nothing changed, no traceback in the server log.
+
+    Shown only by a queued event: Gradio 6.31's page drops the toast of an event with `queue=False` (its client
+    reports that error without `visible`). So every event that can refuse what a person did is queued."""
     return gr.Error(message, print_exception=False)
 
 

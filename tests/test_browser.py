@@ -111,7 +111,7 @@ def test_a_save_clicked_before_the_editor_has_sent_the_drawing_waits_for_it(page
     page = browser.new_page(viewport=LAPTOP)
     held, flags = [], []
     page.route("**/gradio_api/component_server/**", lambda route: held.append(route))  # the editor's parts wait
-    page.on("request", lambda request: flags.append(request) if "/run/predict" in request.url
+    page.on("request", lambda request: flags.append(request) if "/queue/join" in request.url
             and len(json.loads(request.post_data or "{}").get("data", [])) == 5 else None)  # flag's 5 inputs
     opened(page, url)
     page.locator('#digit [data-testid="8-radio-label"]').click()
