@@ -1,17 +1,22 @@
 # make run   creates .venv, installs the app's packages and serves it on port 7860.
 # make test  also installs the test packages and Debian's Chromium, then runs the whole suite.
+# make screenshots  the page at each state on a laptop, a phone and in dark mode, into docs/screens/.
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip --disable-pip-version-check -q
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test install install-test chromium bench clean
+.PHONY: run test install install-test chromium bench screenshots clean
 
 run: install
 	$(PYTHON) app.py
 
 test: install-test chromium
 	$(PYTHON) -m pytest
+
+# The page tour's screenshots (tests/test_page_tour.py), written to docs/screens/ for the README.
+screenshots: install-test chromium
+	OUTWIT_SCREENSHOTS=docs $(PYTHON) -m pytest -q -p no:randomly tests/test_page_tour.py
 
 bench: install
 	$(PYTHON) bench/predict.py

@@ -122,13 +122,15 @@ def dataset_line(sync: SyncStatus) -> str:
 
 
 def accuracy_frame(status: AppStatus) -> pd.DataFrame:
+    """One row per promoted round and test set. The round is text: the plot's x axis then has one tick per round
+    (as numbers, two rounds got ticks at 0, 0.5 and 1, which read "0, 1, 1" as whole numbers)."""
     rows = []
     for record in status.worker.history:
         if record.status in ("base", "promoted"):  # a RoundSummary: the JSON status, not a RoundRecord
             for name, accuracy in (("MNIST test", record.mnist), ("adversarial test", record.adversarial),
                                    ("MNIST under PGD", record.robust)):
                 if accuracy is not None and accuracy.top1 is not None:
-                    rows.append({"round": record.round, "accuracy": accuracy.top1, "measured on": name})
+                    rows.append({"round": str(record.round), "accuracy": accuracy.top1, "measured on": name})
     return pd.DataFrame(rows, columns=["round", "accuracy", "measured on"])
 
 
@@ -149,12 +151,16 @@ def plot_updates(status: AppStatus) -> tuple[dict, dict]:
     point (round 0, the model as shipped), and before the first save every digit counts 0."""
     worker = status.worker
     accuracy_caption = ""  # "", not None: None in an update leaves the old caption up
-    if worker.round == 0:
+    if worker.round == 0 and worker.training:
+        accuracy_caption = "Round 0 is the model as shipped. Round 1 is training now: it appears here when it lands."
+    elif worker.round == 0:
         accuracy_caption = (f"Round 0 is the model as shipped. Round 1 appears after {worker.retrain_every} saved "
                             f"drawings: {worker.until_next_round} to go.")
     counts = worker.examples.per_digit
     digits_caption = "" if any(counts.values()) else "No drawings saved yet: each one you save is counted here."
-    return (gr.update(value=accuracy_frame(status), caption=accuracy_caption),
+    frame = accuracy_frame(status)
+    in_order = list(dict.fromkeys(frame["round"]))  # the rounds as text sort "10" before "2"
+    return (gr.update(value=frame, caption=accuracy_caption, sort=in_order),
             gr.update(value=digits_frame(status), caption=digits_caption,
                       y_lim=[0, max(5, *counts.values()) if counts else 5]))
 
@@ -290,9 +296,11 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         seen_round = gr.State(None)  # the round this page last showed, for announce()
         gr.Markdown(how_it_works(config.retrain_every), elem_id="how-it-works")
         mine = gr.State([])  # this session's saved drawings: [label, id] pairs it may retract
-        with gr.Row(equal_height=True):
-            name = display_name_box()
-            sandbox = gr.Checkbox(label="Sandbox: play without saving anything", elem_id="sandbox", scale=2)
+        with gr.Row(equal_height=True):  # a column each: on a phone the sandbox goes under the name (side by side,
+            with gr.Column(scale=3, min_width=240):  # in one form, its label wrapped a word per line)
+                name = display_name_box()
+            with gr.Column(scale=2, min_width=240):
+                sandbox = gr.Checkbox(label="Sandbox: play without saving anything", elem_id="sandbox")
         with gr.Tabs():
             with gr.Tab("Fool it by drawing", id="draw"):
                 sketch, clear, guess, digit, save, message = drawing_tab()
@@ -313,7 +321,7 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
             summary = gr.Markdown(elem_id="summary")
             with gr.Row():
                 accuracy_plot = gr.LinePlot(x="round", y="accuracy", color="measured on", y_lim=[0, 1],
-                                            x_axis_format="d", y_axis_format=".0%", title="Accuracy per round",
+                                            y_axis_format=".0%", title="Accuracy per round",
                                             x_title="round", min_width=320, elem_id="accuracy-plot")
                 digits_plot = gr.BarPlot(x="digit", y="examples", title="Adversarial examples per digit",
                                          y_axis_format="d", y_lim=[0, 5], min_width=320,  # a phone: one per line

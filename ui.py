@@ -348,4 +348,4 @@ def visitor(request: gr.Request | None, display_name: str | None) -> tuple[str |
 
 def display_name_box() -> gr.Textbox:
     return gr.Textbox(label="Display name (optional: shown on the leaderboard)", max_length=40, elem_id="name",
-                      placeholder="anonymous", scale=3)
+                      placeholder="anonymous")

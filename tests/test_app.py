@@ -129,13 +129,17 @@ def test_status_and_panel_show_the_serving_model_under_a_gradient_attack(served)
 def test_the_page_reads_well_before_anything_is_saved_and_after(served):
     _, services, config = served
     status = services.status()
-    empty = replace(status, worker=replace(status.worker, round=0, until_next_round=7, examples=replace(
-        status.worker.examples, per_digit={str(d): 0 for d in range(10)})))
+    empty = replace(status, worker=replace(status.worker, round=0, until_next_round=7, training=False,
+                                           examples=replace(status.worker.examples,
+                                                            per_digit={str(d): 0 for d in range(10)})))
     accuracy, digits = app.plot_updates(empty)
     assert accuracy["caption"] == (f"Round 0 is the model as shipped. Round 1 appears after {config.retrain_every} "
                                    "saved drawings: 7 to go.")
     assert digits["caption"].startswith("No drawings saved yet") and digits["y_lim"] == [0, 5]  # whole numbers
     assert list(digits["value"]["examples"]) == [0] * 10
+    accuracy, _ = app.plot_updates(replace(empty, worker=replace(empty.worker, training=True)))
+    assert accuracy["caption"] == ("Round 0 is the model as shipped. Round 1 is training now: it appears here when "
+                                   "it lands.")
     counts = {str(d): 0 for d in range(10)} | {"3": 2, "7": 12}
     later = replace(status, worker=replace(status.worker, round=2, examples=replace(status.worker.examples,
                                                                                      per_digit=counts)))
@@ -179,3 +183,17 @@ def test_a_round_under_way_shows_how_far_it_has_run(served):
     assert "· **retraining now…** 2 s in" in app.summary_markdown(replace(services.status(), worker=running))
     assert app.retraining(replace(running, history=history[:1])) == "**retraining now…** 2 s in"
     assert "retraining" not in app.summary_markdown(replace(services.status(), worker=replace(running, training=False)))
+
+
+def test_the_accuracy_plot_has_one_tick_per_round_in_round_order(served):
+    """Rounds as numbers got ticks at 0, 0.5 and 1 ("0, 1, 1" as whole numbers); as text they sort "10" before
+    "2" unless the plot is told the order."""
+    _, services, _ = served
+    status = services.status()
+    mnist = Accuracy("mnist-sample-5k/test", 1000, 0.99)
+    history = [RoundSummary(r, "base" if r == 0 else "rejected" if r == 3 else "promoted", mnist, None, None, r, 1.0,
+                            None) for r in range(12)]
+    accuracy, _ = app.plot_updates(replace(status, worker=replace(status.worker, round=11, history=history)))
+    rounds = [str(r) for r in range(12) if r != 3]  # a rejected round never served
+    assert list(accuracy["value"]["round"]) == rounds  # one row per round: MNIST alone measured here
+    assert accuracy["sort"] == rounds
