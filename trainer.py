@@ -150,11 +150,11 @@ def scores(probs: torch.Tensor | None, labels: torch.Tensor, name: str) -> dict:
 
 # ---------------------------------------------------------------------------------------------- command line
 def pretrain(args: argparse.Namespace) -> dict:
+    if args.channels and args.arch != "cnn":  # before any data is loaded
+        raise ValueError(f"--channels is for --arch cnn, not {args.arch}")
     generator = seed_everything(args.seed)
     train_set = data.load_digits(args.data, args.data_root, "train", download=args.download)
     test_set = data.load_digits(args.data, args.data_root, "test", download=args.download)
-    if args.channels and args.arch != "cnn":
-        raise ValueError(f"--channels is for --arch cnn, not {args.arch}")
     model = build_model(args.arch, **({"channels": args.channels} if args.channels else {}))
     x, y = train_set.tensors()
     adversarial = None
