@@ -7,6 +7,8 @@ import socket
 import uuid
 from dataclasses import asdict, dataclass
 
+import torch
+
 import data
 from attacks import Attack
 from config import Config
@@ -28,10 +30,11 @@ class AppStatus:
     worker: WorkerStatus
     sync: SyncStatus
     models: PublishStatus | None  # None: rounds are not published
+    serving: str = ""  # what answers the page's guesses: "int8 (...)" or "float32: <why>" (serving.Predictor)
 
     def to_json(self) -> dict:
         """The worker's figures at the top level; the dataset sync, with the model publishing in it, under "sync"."""
-        return {**asdict(self.worker),
+        return {**asdict(self.worker), "serving": self.serving,
                 "sync": {**asdict(self.sync), "models": asdict(self.models) if self.models else None}}
 
 
@@ -48,7 +51,7 @@ class Services:
 
     def status(self) -> AppStatus:
         return AppStatus(worker=self.worker.status(), sync=sync_status(self.config, self.store, self.hub),
-                         models=self.publisher.status() if self.publisher else None)
+                         models=self.publisher.status() if self.publisher else None, serving=self.predictor.serving)
 
     def stop(self) -> None:
         self.worker.stop()
@@ -80,12 +83,12 @@ def start_services(config: Config) -> Services:
                  "dataset_repo": config.dataset_repo or None}
         publisher = ModelPublisher(api=model_api, repo_id=config.model_repo, shard=shard, every=config.sync_every,
                                    card_links=links).start()
-    model, meta = load_serving(history, config.model_path)
-    predictor = Predictor(model, meta)
-    hub = HubLink(config=config, store=store, api=api, restored=restored, on_restored=reviews.refresh,
-                  keep=lambda: _serving_checkpoint(history)).start() if api else None
     mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
     mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
+    model, meta = load_serving(history, config.model_path)
+    predictor = Predictor(model, meta, calibration=calibration_images(mnist_train), precision=config.serve_precision)
+    hub = HubLink(config=config, store=store, api=api, restored=restored, on_restored=reviews.refresh,
+                  keep=lambda: _serving_checkpoint(history)).start() if api else None
     robust = robust_attack(config.robust_eps)
     round_attack = robust_attack(config.round_attack_eps)
     worker = RetrainWorker(store=store, predictor=predictor, history=history,
@@ -98,6 +101,11 @@ def start_services(config: Config) -> Services:
                            every=config.retrain_every, on_promoted=publisher.publish if publisher else None,
                            counter=reviews.validated_ever if config.votes_required else None).start()
     return Services(config, predictor, store, worker, AdversarialFlagger(store), reviews, hub, publisher)
+
+
+def calibration_images(digits: data.Digits, n: int = 256) -> torch.Tensor:
+    """A fixed subset of the replay set's images: where the serving model's int8 copy learns its value ranges."""
+    return digits.tensors()[0][data.fixed_subset(len(digits), n)]
 
 
 def robust_attack(eps: float) -> Attack | None:

@@ -58,6 +58,8 @@ def test_ten_fooling_flags_make_a_round_that_status_reports(served, tmp_path):
     status = client.predict(api_name="/status")
     assert status["round"] == 0 and status["until_next_round"] == 10
     assert status["mnist"]["dataset"] == "mnist-sample-5k/test" and status["mnist"]["top1"] >= 0.99
+    assert services.predictor.wait_settled(60)  # the page's guesses come from the model's int8 copy (serving.py)
+    assert client.predict(api_name="/status")["serving"].startswith("int8 (x86): top digit as the float model's")
     examples = fooling_examples(services.predictor.predict, 10)
     for i, (drawing, digit, probs) in enumerate(examples):
         message, saved = client.predict(client_payload(drawing, tmp_path / str(i)), digit, api_name="/flag")
