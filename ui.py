@@ -127,22 +127,43 @@ STROKES_PAYLOAD_JS = """
 MESSAGE_BOXES = ("flag-message", "retract-message", "attack-message", "validate-message", "admin-message")
 PAGE_CSS = ", ".join(f'#{box} [data-testid="status-tracker"]:has(.error)' for box in MESSAGE_BOXES) + \
     " { display: none; }"
-# The quick guess's answer is back ~25 ms after the pen lifts, but the page shows it later: the editor's own work on
-# the same pen-up (it bakes the stroke into its layer: 100–170 ms of main thread without a GPU) runs first, and
-# Gradio's update then takes a few frames, each slow while the editor redraws. So the pen-up of a recorded stroke is
-# held from the editor (which listens on `window`, capturing; this listener is installed in the page's <head>, before
-# the editor's) while the page records the stroke and asks for the quick guess, and handed on, the same event again,
-# once the guess has changed and been painted, at most HAND_ON_MS later, or at once when the pen comes down again.
-# Meanwhile the editor sees no moves: to it the pen is still down. bench/pen_up.py measures it with and without.
+# The server answers the quick guess in ~6 ms, but without a GPU the page showed it 150-230 ms after the pen lifted:
+# the editor's own work on the pen-up (it bakes the stroke into its layer: 100-170 ms of main thread) ran first, and
+# the editor redraws every frame while it thinks the pen is down (40-60 ms each), so the answer and Gradio's update
+# waited behind two or three of those frames. So the pen-up of a recorded stroke is held from the editor (which listens
+# on `window`, capturing; this listener is installed in the page's <head>, before the editor's) while the page records
+# the stroke and asks for the quick guess, and handed on, the same event again, once the guess has changed and been
+# painted, at most HAND_ON_MS later, or at once when the pen comes down again. Meanwhile the editor sees no moves (to
+# it the pen is still down) and draws no frames. bench/pen_up.py measures it with and without.
 PEN_UP_HEAD = """
 <script>
 (() => {
   const HAND_ON_MS = 250;
-  let held = null;
+  const raf = window.requestAnimationFrame.bind(window), caf = window.cancelAnimationFrame.bind(window);
+  // While held, the page's frame callbacks (the editor redraws every frame while, to it, the pen is down: 40-60 ms of
+  // main thread each without a GPU) are put off, so that the guess's answer and Gradio's update are not queued
+  // behind them; they run in the first frame after the hand-on. Cancelling one still works meanwhile.
+  let held = null, putOff = null, due = new Map();  // frame callbacks put off, and those to run next frame, by id
+  window.requestAnimationFrame = (callback) => {
+    const id = raf((time) => { if (putOff) putOff.set(id, callback); else callback(time); });
+    return id;
+  };
+  window.cancelAnimationFrame = (id) => { if (!putOff?.delete(id) && !due.delete(id)) caf(id); };
+  const resume = () => {
+    if (!putOff?.size) { putOff = null; return; }
+    for (const [id, callback] of putOff) due.set(id, callback);
+    putOff = null;
+    raf((time) => {
+      const run = due;
+      due = new Map();
+      for (const callback of run.values()) callback(time);
+    });
+  };
   const handOn = () => {
     if (!held) return;
     const {event, target, observer, timer} = held;
     held = null;
+    resume();
     observer.disconnect();
     clearTimeout(timer);
     window.__outwitHandingOn = true;
@@ -162,9 +183,10 @@ PEN_UP_HEAD = """
     const observer = new MutationObserver(() => {
       if (shown() === before) return;  // Gradio marking the request pending, not the answer
       observer.disconnect();
-      requestAnimationFrame(() => setTimeout(handOn, 0));  // after the frame that paints the guess
+      raf(() => setTimeout(handOn, 0));  // after the frame that paints the guess
     });
     held = {event, target: event.target, observer, timer: setTimeout(handOn, HAND_ON_MS)};
+    putOff = new Map();
     observer.observe(guess, {subtree: true, childList: true, characterData: true, attributes: true});
     state.penUp();
   }, true);

@@ -11,7 +11,7 @@ from bench.browser import draw, draw_by_touch
 from config import Config
 from tests.pages import LAPTOP, keep, new_page, opened, wait_for_guess
 from tests.running_app import running_app
-from ui import LABELS
+from ui import LABELS, PEN_UP_HEAD
 
 
 @pytest.fixture(scope="module")
@@ -246,4 +246,58 @@ def test_the_editor_gets_the_pen_up_after_the_quick_guess_is_shown(page_url, bro
     assert order[1][0] == "guess", f"the editor had the pen-up before the guess showed: {order}"
     assert ["editor", False] in order[2:], order  # handed on, the same event again
     assert order.count(["editor", True]) == 0, order  # not twice
+    page.close()
+
+
+# A page with only ui.PEN_UP_HEAD, a guess box, a stand-in for the stroke recorder, an editor's pen-up listener and
+# an editor's frame loop: the hold's frame handling, each step under the test's control.
+HOLD_PAGE = """<html><head>%s</head><body style="margin:0">
+<div id="guess" style="width:400px;height:400px"><span data-testid="label-output-value">?</span></div>
+<script>
+window.log = [];
+window.__outwitStrokes = {current: {points: []}, penUp() { this.current = null; log.push('recorded'); }};
+document.addEventListener('pointerup', (e) => log.push(e.isTrusted ? 'editor: pen-up, at once' : 'editor: pen-up'));
+window.frames_drawn = 0;
+const loop = () => { frames_drawn++; requestAnimationFrame(loop); };  // as the editor's renderer does
+requestAnimationFrame(loop);
+</script></body></html>"""
+
+
+def test_while_the_pen_up_is_held_the_editors_frames_wait_and_run_after(browser):
+    page = browser.new_page(viewport=LAPTOP)
+    page.set_content(HOLD_PAGE % PEN_UP_HEAD)
+    page.wait_for_function("frames_drawn > 3")
+    page.mouse.move(100, 100)
+    page.mouse.down()
+    page.mouse.up()  # a trusted pen-up: held from the editor until the guess changes (or 250 ms pass)
+    held = page.evaluate("""async () => {
+      const before = frames_drawn;
+      window.ran = [];
+      requestAnimationFrame(() => ran.push('kept'));
+      const cancelled = requestAnimationFrame(() => ran.push('cancelled'));
+      await new Promise((done) => setTimeout(done, 60));  // several frames' time
+      const seen = [frames_drawn - before, log.slice(), ran.slice()];
+      cancelAnimationFrame(cancelled);  // cancelled while put off
+      document.querySelector('[data-testid=label-output-value]').textContent = '7';  // the guess lands
+      window.before = frames_drawn;
+      return seen;
+    }""")
+    assert held == [0, ["recorded"], []]  # the frames were put off: none drawn, none run
+    page.wait_for_function("log.length === 2")
+    page.wait_for_function("frames_drawn > before + 3")  # and go on after the hand-on
+    assert page.evaluate("[log, ran]") == [["recorded", "editor: pen-up"], ["kept"]]
+    page.close()
+
+
+def test_a_held_pen_up_is_handed_on_even_if_no_guess_comes(browser):
+    page = browser.new_page(viewport=LAPTOP)
+    page.set_content(HOLD_PAGE % PEN_UP_HEAD)
+    page.wait_for_function("frames_drawn > 3")
+    page.mouse.move(100, 100)
+    page.mouse.down()
+    page.mouse.up()
+    before = page.evaluate("frames_drawn")
+    page.wait_for_function("log.length === 2", timeout=5000)  # the guess never changes: a timer hands it on
+    page.wait_for_function("frames_drawn > %d" % (before + 3))
+    assert page.evaluate("log") == ["recorded", "editor: pen-up"]
     page.close()
