@@ -1,5 +1,6 @@
 """The serving predictor's int8 copy: it takes over from the float copy, gives the same digits, and steps aside
 when it cannot be trusted."""
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,17 @@ def test_a_swap_serves_the_float_copy_at_once_and_the_new_models_int8_copy_after
     with torch.no_grad():
         threes.head.bias[3] += 100.0  # reads everything as a 3
     predictor = Predictor(base, {"round": 0}, calibration=calibration)
+    read, errors, stop = [], [], threading.Event()
+
+    def visitor():  # predictions go on throughout: while copies are built, swapped in and given up
+        while not stop.is_set():
+            try:
+                read.append(int(predictor.predict(draw_sketch(7)).argmax()))
+            except Exception as err:  # noqa: BLE001 - any error fails the test below
+                errors.append(err)
+
+    thread = threading.Thread(target=visitor)
+    thread.start()
     predictor.swap(threes, {"round": 1})
     assert predictor.serving == "float32 until its int8 copy is ready"
     assert predictor.predict(draw_sketch(7)).argmax() == 3
@@ -54,6 +66,9 @@ def test_a_swap_serves_the_float_copy_at_once_and_the_new_models_int8_copy_after
         predictor.swap(base, {"round": 2})
         predictor.swap(threes, {"round": 3})
     assert predictor.wait_settled(60) and predictor.serving.startswith("int8")
+    stop.set()
+    thread.join()
+    assert not errors and read and set(read) <= {7, 3}
     assert predictor.current == (threes, {"round": 3})
     assert {int(predictor.predict(draw_sketch(d)).argmax()) for d in range(10)} == {3}
 
