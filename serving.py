@@ -118,7 +118,8 @@ class Predictor:
         if self._calibration is None:
             self._settled.set()
         else:
-            threading.Thread(target=self._build_int8, args=(model,), name="int8-copy", daemon=True).start()
+            # not a daemon: one stopped by the exit in the middle of torch code aborts the process (a build: ~0.5 s)
+            threading.Thread(target=self._build_int8, args=(model,), name="int8-copy").start()
 
     def _build_int8(self, model: nn.Module) -> None:
         with self._lock:

@@ -1,5 +1,7 @@
 """The serving predictor's int8 copy: it takes over from the float copy, gives the same digits, and steps aside
 when it cannot be trusted."""
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -118,3 +120,14 @@ def test_close_calls_are_answered_by_the_float_model(base, calibration):
     close = gaps < serving.CLOSE_CALL
     assert np.allclose(served[close], exact[close], atol=1e-5) and np.allclose(served[~close], alone[~close])
     assert 0 < close.mean() < 0.3
+
+
+def test_a_process_that_exits_while_a_copy_is_being_built_exits_cleanly():
+    """The builder is not a daemon thread: stopped at exit in the middle of torch code, the process aborted."""
+    script = ("import data, checkpoints; from serving import Predictor; from services import calibration_images\n"
+              f"model = checkpoints.load({str(BASE)!r})[0]\n"
+              "predictor = Predictor(model, calibration=calibration_images(data.load_sample('train')))\n"
+              "predictor.swap(model)\n")  # and exit at once
+    done = subprocess.run([sys.executable, "-c", script], cwd=BASE.parent.parent, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "terminate called" not in done.stderr, done.stderr[-2000:]
