@@ -263,13 +263,20 @@ requestAnimationFrame(loop);
 </script></body></html>"""
 
 
-def test_while_the_pen_up_is_held_the_editors_frames_wait_and_run_after(browser):
+def lift_the_pen(browser):
+    """The hold page, its frame loop running, just after a trusted pen-up: held from the editor until the guess
+    changes (or 250 ms pass)."""
     page = browser.new_page(viewport=LAPTOP)
     page.set_content(HOLD_PAGE % PEN_UP_HEAD)
     page.wait_for_function("frames_drawn > 3")
     page.mouse.move(100, 100)
     page.mouse.down()
-    page.mouse.up()  # a trusted pen-up: held from the editor until the guess changes (or 250 ms pass)
+    page.mouse.up()
+    return page
+
+
+def test_while_the_pen_up_is_held_the_editors_frames_wait_and_run_after(browser):
+    page = lift_the_pen(browser)
     held = page.evaluate("""async () => {
       const before = frames_drawn;
       window.ran = [];
@@ -290,12 +297,7 @@ def test_while_the_pen_up_is_held_the_editors_frames_wait_and_run_after(browser)
 
 
 def test_a_held_pen_up_is_handed_on_even_if_no_guess_comes(browser):
-    page = browser.new_page(viewport=LAPTOP)
-    page.set_content(HOLD_PAGE % PEN_UP_HEAD)
-    page.wait_for_function("frames_drawn > 3")
-    page.mouse.move(100, 100)
-    page.mouse.down()
-    page.mouse.up()
+    page = lift_the_pen(browser)
     before = page.evaluate("frames_drawn")
     page.wait_for_function("log.length === 2", timeout=5000)  # the guess never changes: a timer hands it on
     page.wait_for_function("frames_drawn > %d" % (before + 3))
