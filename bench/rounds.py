@@ -125,7 +125,8 @@ def bench_flags(tmp: Path, flags: int) -> dict:
             label, _ = call(http, base, "predict", drawing, False)
             services.worker.wait_idle(60) if i % 2 else None  # so that this flag starts a round from idle
             training = services.worker.status().training
-            _, elapsed = call(http, base, "flag", drawing, (int(label["label"]) + 1) % 10)  # a wrong guess: saved
+            wrong = (int(label["label"]) + 1) % 10  # a wrong guess: saved
+            _, elapsed = call(http, base, "flag", drawing, wrong, "", False, None)  # no name, no sandbox, the state
             (starting if (i + 1) % 2 == 0 and not training else during).append(elapsed)
             time.sleep(0.3)  # people take a moment between flags; the next lands while the round trains
     finally:
