@@ -277,23 +277,24 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         """Round, accuracies, counts, examples until the next round and the Hub sync state, as JSON."""
         return services.status().to_json()
 
-    def panel():
-        current = services.status()
+    def panel(current: AppStatus | None = None):
+        current = current or services.status()
         shown = [row for row in store.latest(4 * config.gallery_size) if reviews.shown(row)][:config.gallery_size]
         gallery = [(str(store.path_of(row)), f"drawn {row['label']}, model said {row['guess']}") for row in shown]
         return (summary_markdown(current) + review_line(reviews), *plot_updates(current),
                 gr.update(value=gallery, visible=bool(gallery)))  # no empty box before the first save
 
-    def announce(seen: int | None) -> int:
-        """A toast when a new round lands while the page is open; returns the round now serving."""
-        now = worker.status()
+    def refresh(seen: int | None):
+        """The panel, with a toast when a new round lands while the page is open; and the round now serving."""
+        current = services.status()
+        now = current.worker
         if seen is not None and now.round > seen and (landed := round_landed(now)):
             gr.Info(f"{landed}. Can you still fool it?")
-        return now.round
+        return (*panel(current), now.round)
 
     with gr.Blocks(title="Outwit: fool the digit model") as demo:
         judged = gr.State(False)
-        seen_round = gr.State(None)  # the round this page last showed, for announce()
+        seen_round = gr.State(None)  # the round this page last showed, for refresh()
         gr.Markdown(how_it_works(config.retrain_every), elem_id="how-it-works")
         mine = gr.State([])  # this session's saved drawings: [label, id] pairs it may retract
         with gr.Row(equal_height=True):  # a column each: on a phone the sandbox goes under the name (side by side,
@@ -348,10 +349,8 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
             panel, None, panel_outputs, api_visibility="private")
         gr.api(status, api_name="status", queue=False)
         timer = gr.Timer(5.0)
-        timer.tick(panel, None, panel_outputs, api_visibility="private", show_progress="hidden")
-        timer.tick(announce, seen_round, seen_round, api_visibility="private", show_progress="hidden")
-        demo.load(panel, None, panel_outputs, api_visibility="private")
-        demo.load(announce, seen_round, seen_round, api_visibility="private")
+        timer.tick(refresh, seen_round, [*panel_outputs, seen_round], api_visibility="private", show_progress="hidden")
+        demo.load(refresh, seen_round, [*panel_outputs, seen_round], api_visibility="private")
         demo.load(None, js=SELECT_BRUSH_JS)
         demo.load(None, js=RECORD_STROKES_JS)
         demo.load(None, js=LABELS_JS)  # names for the canvases and plots, for screen readers
