@@ -50,7 +50,7 @@ class Config:
     gate_margin: float = 1.0  # percentage points of MNIST test accuracy a new round may lose and still be promoted
     round_steps: int = 80  # fine-tuning steps per round
     round_tune: str = "upper"  # "upper": train the layers above a fixed trunk (fast); "all": every layer
-    serve_precision: str = "int8"  # the page's guesses: from an int8 copy of the model (about 4× faster), or float32
+    serve_precision: str = "int8"  # the page's guesses: from an int8 copy of the model (2× faster), or float32
     gallery_size: int = 12  # latest fooling drawings shown
     robust_eps: float = 0.1  # each round's robust accuracy: PGD-20 at this L∞ budget; 0: not measured
     robust_size: int = 100  # MNIST test images that robust accuracy is measured on (a fixed subset)

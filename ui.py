@@ -156,7 +156,9 @@ PEN_UP_HEAD = """
     raf((time) => {
       const run = due;
       due = new Map();
-      for (const callback of run.values()) callback(time);
+      for (const callback of run.values()) {
+        try { callback(time); } catch (error) { reportError(error); }  // as the browser would: the rest still run
+      }
     });
   };
   const handOn = () => {

@@ -280,6 +280,7 @@ def test_while_the_pen_up_is_held_the_editors_frames_wait_and_run_after(browser)
     held = page.evaluate("""async () => {
       const before = frames_drawn;
       window.ran = [];
+      requestAnimationFrame(() => { throw new Error('a broken frame callback'); });  // does not stop the rest
       requestAnimationFrame(() => ran.push('kept'));
       const cancelled = requestAnimationFrame(() => ran.push('cancelled'));
       await new Promise((done) => setTimeout(done, 60));  // several frames' time
