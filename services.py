@@ -30,7 +30,7 @@ class AppStatus:
     worker: WorkerStatus
     sync: SyncStatus
     models: PublishStatus | None  # None: rounds are not published
-    serving: str = ""  # what answers the page's guesses: "int8 (...)" or "float32: <why>" (serving.Predictor)
+    serving: str  # what answers the page's guesses: "int8 (...)" or "float32: <why>" (serving.Predictor)
 
     def to_json(self) -> dict:
         """The worker's figures at the top level; the dataset sync, with the model publishing in it, under "sync"."""

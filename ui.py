@@ -143,16 +143,15 @@ PEN_UP_HEAD = """
   // While held, the page's frame callbacks (the editor redraws every frame while, to it, the pen is down: 40-60 ms of
   // main thread each without a GPU) are put off, so that the guess's answer and Gradio's update are not queued
   // behind them; they run in the first frame after the hand-on. Cancelling one still works meanwhile.
-  let held = null, putOff = null, due = new Map();  // frame callbacks put off, and those to run next frame, by id
+  let held = null, due = new Map();  // held.putOff: frame callbacks put off; due: those to run next frame; by id
   window.requestAnimationFrame = (callback) => {
-    const id = raf((time) => { if (putOff) putOff.set(id, callback); else callback(time); });
+    const id = raf((time) => { if (held) held.putOff.set(id, callback); else callback(time); });
     return id;
   };
-  window.cancelAnimationFrame = (id) => { if (!putOff?.delete(id) && !due.delete(id)) caf(id); };
-  const resume = () => {
-    if (!putOff?.size) { putOff = null; return; }
+  window.cancelAnimationFrame = (id) => { if (!held?.putOff.delete(id) && !due.delete(id)) caf(id); };
+  const resume = (putOff) => {
+    if (!putOff.size) return;
     for (const [id, callback] of putOff) due.set(id, callback);
-    putOff = null;
     raf((time) => {
       const run = due;
       due = new Map();
@@ -163,9 +162,9 @@ PEN_UP_HEAD = """
   };
   const handOn = () => {
     if (!held) return;
-    const {event, target, observer, timer} = held;
+    const {event, target, observer, timer, putOff} = held;
     held = null;
-    resume();
+    resume(putOff);
     observer.disconnect();
     clearTimeout(timer);
     window.__outwitHandingOn = true;
@@ -187,8 +186,7 @@ PEN_UP_HEAD = """
       observer.disconnect();
       raf(() => setTimeout(handOn, 0));  // after the frame that paints the guess
     });
-    held = {event, target: event.target, observer, timer: setTimeout(handOn, HAND_ON_MS)};
-    putOff = new Map();
+    held = {event, target: event.target, observer, timer: setTimeout(handOn, HAND_ON_MS), putOff: new Map()};
     observer.observe(guess, {subtree: true, childList: true, characterData: true, attributes: true});
     state.penUp();
   }, true);
