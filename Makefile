@@ -1,26 +1,33 @@
 # make run   creates .venv, installs the app's packages and serves it on port 7860.
-# make test  also installs the test packages and Debian's Chromium, then runs the whole suite.
+# make test  also installs the test packages and Debian's Chromium, checks the code with ruff, runs the whole suite.
+# make test-fast  ruff and the unit tests alone (tests/unit/: no app over HTTP, no browser), to iterate with.
 # make screenshots  the page at each state on a laptop, a phone and in dark mode, into docs/screens/.
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip --disable-pip-version-check -q
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test install install-test chromium bench screenshots clean
+.PHONY: run test test-fast lint install install-test chromium bench screenshots clean
 
 run: install
 	$(PYTHON) app.py
 
-test: install-test chromium
+test: install-test chromium lint
 	$(PYTHON) -m pytest
 
-# The page tour's screenshots (tests/test_page_tour.py), written to docs/screens/ for the README.
+test-fast: install-test lint
+	$(PYTHON) -m pytest tests/unit
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+
+# The page tour's screenshots (tests/browser/test_page_tour.py), written to docs/screens/ for the README.
 screenshots: install-test chromium
-	OUTWIT_SCREENSHOTS=docs $(PYTHON) -m pytest -q -p no:randomly tests/test_page_tour.py
+	OUTWIT_SCREENSHOTS=docs $(PYTHON) -m pytest -q -p no:randomly tests/browser/test_page_tour.py
 
 bench: install
-	$(PYTHON) bench/predict.py
-	$(PYTHON) bench/train.py
+	$(PYTHON) -m bench.predict
+	$(PYTHON) -m bench.train
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -38,6 +45,7 @@ $(VENV)/.installed: requirements.txt requirements-attacks.txt | $(PYTHON)
 $(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
 	$(PIP) install -r requirements-test.txt 2>&1 | grep -v "^WARNING: Location" || true
 	$(PYTHON) -c "import pytest, pytest_randomly, playwright, datasets, gradio_client, hypothesis"
+	$(VENV)/bin/ruff --version >/dev/null
 	touch $@
 
 chromium:

@@ -1,240 +1,54 @@
-"""The store of adversarial examples and the Gradio flag callback that writes to it.
+"""Gradio's flagging interface over Outwit's one saving path, for a page of your own built on Outwit's services:
 
-On disk, a Hugging Face imagefolder data set that `datasets.load_dataset("imagefolder", data_dir=root)` loads:
+    services = start_services(Config.from_env())
+    gr.Interface(guess, gr.Sketchpad(type="numpy"), gr.Label(), flagging_mode="manual",
+                 flagging_options=[str(d) for d in range(10)], flagging_callback=OutwitFlagger(services.collector))
 
-    root/{train,test}/<shard>/metadata.jsonl        one JSON row per example
-    root/{train,test}/<shard>/images/<id>.png       the drawing as the person drew it (dark ink on white)
-    root/{train,test}/<shard>/inputs/<id>.png       the 28×28 model input made from it
-
-Each writer (one per app replica) appends only to its own shard. An image is written, flushed and renamed into
-place before its row is appended, so a row never points at a missing image; a torn last line (a crash
-mid-append) is skipped with a warning on load. Counts live in memory.
-
-Additions are counted apart from the examples in use: a row's `seq` (its place among its shard's additions)
-decides its split, and the round trigger counts additions, so that marking an example later (retracted, voted
-incorrect) moves neither. A visitor's session is kept only as a short hash; a user name, when one is given
-(a signed-in visitor, a chosen display name), is kept apart from it, as given.
+Outwit's own page saves through the same path (`outwit.dadc.collect`) without this class.
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import logging
-import threading
-import uuid
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import gradio as gr
-import numpy as np
-import torch
-from PIL import Image
 
-from preprocess import ink_image, preprocess
-from storage import append_jsonl, atomic_write, read_jsonl, utc_now
-
-log = logging.getLogger(__name__)
-SPLITS = ("train", "test")
+from outwit.dadc.collect import Collector
 
 
-MAX_USER_NAME = 40
-DRAWN = "drawn"  # a row's `source` when a person drew it; a machine adversary's rows name their attack
+class OutwitFlagger(gr.FlaggingCallback):
+    """Saves a flagged drawing as a fooling example: the first component set up holds the drawing, the flag option
+    is the digit it really is. The serving model judges the drawing again here: one it already reads as that digit,
+    an empty canvas or no digit is refused (an error, nothing saved). `username` (a signed-in visitor) is kept as
+    the example's user."""
 
-
-@dataclass(frozen=True)
-class Counts:
-    added: int  # every example ever added, by every shard: what the round trigger counts
-    total: int  # the examples in use
-    train: int
-    test: int
-    per_digit: dict[int, int]
-
-
-class FlagLimitError(ValueError):
-    """A session saved as many examples as one session may; nothing was written."""
-
-
-class AdversarialStore:
-    """Append-only store of flagged drawings; thread-safe; every `holdout_every`-th example is held out as test.
-
-    `session_limit`: examples one session may add (0: no limit), checked under the lock, so that a burst of
-    concurrent requests cannot slip past it; counted from the rows, so a restart does not reset it."""
-
-    def __init__(self, root: str | Path, *, shard: str = "local", holdout_every: int = 5, session_limit: int = 0):
-        if holdout_every < 2:
-            raise ValueError(f"holdout_every={holdout_every!r} must be at least 2 (one in N examples held out)")
-        if session_limit < 0:
-            raise ValueError(f"session_limit={session_limit!r} must be 0 (no limit) or more")
-        self.session_limit = session_limit
-        if not shard or any(c in shard for c in "/\\.") or shard.startswith("-"):
-            raise ValueError(f"shard={shard!r} must be a plain name")
-        self.root, self.shard, self.holdout_every = Path(root), shard, holdout_every
-        self.lock = threading.Lock()  # held around each append; an uploader takes it around its scan
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Read every shard's rows from disk again: after examples of other replicas were downloaded."""
-        rows = []
-        for split in SPLITS:
-            for metadata in sorted((self.root / split).glob("*/metadata.jsonl")):
-                rows.extend(read_jsonl(metadata))
-        rows.sort(key=lambda row: row["created"])
-        with self.lock:
-            self._rows = rows
-            self._by_id = {row["id"]: row for row in rows}
-            self._added = len(rows)
-            own = [row.get("seq", -1) for row in rows if row.get("shard") == self.shard]
-            self._mine = max(len(own), max(own, default=-1) + 1)
-            self._splits = Counter(row["split"] for row in rows)
-            self._digits = Counter(row["label"] for row in rows)
-            self._sessions = Counter(row.get("session") or "" for row in rows)
-
-    @property
-    def own_rows(self) -> int:
-        """Examples this writer added to its own shard, ever: the next one's `seq`."""
-        return self._mine
-
-    # ------------------------------------------------------------------ writing
-    def add(self, drawing: Any, *, label: int, guess: int, confidence: float, model_round: int,
-            session: str | None = None, user: str | None = None) -> dict:
-        """Save one fooling drawing; returns its row. Raises EmptyDrawingError / ValueError before writing."""
-        _check_label(label)
-        user = user_name(user)
-        model_input = preprocess(drawing)  # (1, 28, 28); raises on an empty canvas before anything is written
-        drawn = Image.fromarray(255 - ink_image(drawing), mode="L")
-        return self._write(drawn, _input_image(model_input), dict(
-            label=int(label), guess=int(guess), confidence=round(float(confidence), 4), round=int(model_round),
-            source=DRAWN, session=hash_session(session), user=user))
-
-    def add_input(self, model_input: np.ndarray, *, source: str, label: int, guess: int, confidence: float,
-                  model_round: int, session: str | None = None, user: str | None = None) -> dict:
-        """Save a model input made by a machine adversary (e.g. `source="pgd-40x1@0.1"`) as an example."""
-        _check_label(label)
-        user = user_name(user)
-        if model_input.shape != (28, 28) or model_input.dtype != np.uint8:
-            raise ValueError(f"model_input must be a (28, 28) uint8 image, not {model_input.shape} {model_input.dtype}")
-        if not source or source == DRAWN:
-            raise ValueError(f"source={source!r} must name the attack that made the input")
-        image = Image.fromarray(model_input, mode="L")
-        return self._write(Image.fromarray(255 - model_input, mode="L"), image, dict(
-            label=int(label), guess=int(guess), confidence=round(float(confidence), 4), round=int(model_round),
-            source=source, session=hash_session(session), user=user))
-
-    def _write(self, drawn: Image.Image, model_input: Image.Image, fields: dict) -> dict:
-        example_id = uuid.uuid4().hex
-        with self.lock:
-            session = fields["session"]
-            if self.session_limit and session and self._sessions[session] >= self.session_limit:
-                raise FlagLimitError(f"This session has saved {self.session_limit} drawings, as many as one session "
-                                     "may: thank you! Nothing more is saved from it.")
-            seq = self._mine
-            split = "test" if seq % self.holdout_every == self.holdout_every - 1 else "train"
-            folder = self.root / split / self.shard
-            row = {"id": example_id, "seq": seq, "file_name": f"images/{example_id}.png",
-                   "input_file_name": f"inputs/{example_id}.png", **fields, "split": split,
-                   "created": utc_now("microseconds"), "shard": self.shard}
-            _write_png(folder / row["file_name"], drawn)
-            _write_png(folder / row["input_file_name"], model_input)
-            append_jsonl(folder / "metadata.jsonl", row)
-            self._rows.append(row)
-            self._by_id[example_id] = row
-            self._added += 1
-            self._mine += 1
-            self._splits[split] += 1
-            self._digits[row["label"]] += 1
-            self._sessions[session] += 1
-        return row
-
-    # ------------------------------------------------------------------ reading
-    def counts(self) -> Counts:
-        with self.lock:
-            return Counts(added=self._added, total=len(self._rows), train=self._splits["train"],
-                          test=self._splits["test"],
-                          per_digit={d: self._digits[d] for d in range(10)})
-
-    def rows(self, split: str | None = None) -> list[dict]:
-        """A snapshot of the rows, oldest first; `split` picks one split."""
-        with self.lock:
-            rows = list(self._rows)
-        return [row for row in rows if split is None or row["split"] == split]
-
-    def row(self, example_id: str) -> dict | None:
-        """The row of one example, by its id; None if there is none."""
-        with self.lock:
-            return self._by_id.get(example_id)
-
-    def latest(self, n: int) -> list[dict]:
-        with self.lock:
-            return list(reversed(self._rows[-n:]))
-
-    def path_of(self, row: dict, column: str = "file_name") -> Path:
-        return self.root / row["split"] / row["shard"] / row[column]
-
-    def tensors(self, rows: Sequence[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The stored 28×28 model inputs of `rows` as (N, 1, 28, 28) floats in [0, 1], and their labels."""
-        if not rows:
-            return torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.int64)
-        images = np.stack([np.asarray(Image.open(self.path_of(r, "input_file_name")).convert("L")) for r in rows])
-        inputs = torch.from_numpy(images).unsqueeze(1).float().div_(255.0)
-        return inputs, torch.tensor([r["label"] for r in rows], dtype=torch.int64)
-
-
-def _check_label(label: Any) -> None:
-    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= int(label) <= 9:
-        raise ValueError(f"label={label!r} must be a digit 0-9")
-
-
-def user_name(user: str | None) -> str:
-    """A name as a person gave it, trimmed; "" when none was given. Refused if it could not be shown as is.
-
-    Never None: `datasets` infers each split's column types from its first rows and refuses splits that differ,
-    so a split whose first rows had no name (null) and one with names (string) would not load together.
-    """
-    if user is None or not str(user).strip():
-        return ""
-    name = " ".join(str(user).split())
-    if len(name) > MAX_USER_NAME or not name.isprintable():
-        raise ValueError(f"user={user!r} must be at most {MAX_USER_NAME} printable characters")
-    return name
-
-
-def hash_session(session: str | None) -> str:
-    """A session id is kept only as a short hash: enough to group one visitor's examples, not to trace them;
-    "" when there is none (never None, as for `user_name`)."""
-    return hashlib.sha256(session.encode()).hexdigest()[:16] if session else ""
-
-
-def _input_image(model_input: torch.Tensor) -> Image.Image:
-    return Image.fromarray((model_input[0].numpy() * 255).round().astype(np.uint8), mode="L")
-
-
-def _write_png(path: Path, image: Image.Image) -> None:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    atomic_write(path, buffer.getvalue())
-
-
-class AdversarialFlagger(gr.FlaggingCallback):
-    """Gradio's flagging interface over an AdversarialStore.
-
-    flag_data: [drawing, correct digit, the model's guess, its confidence, the model's round, session id];
-    `username` (a signed-in visitor's name) is kept apart from the session.
-    """
-
-    def __init__(self, store: AdversarialStore):
-        self.store = store
+    def __init__(self, collector: Collector):
+        self.collector = collector
+        self.components: list[gr.components.Component] = []
 
     def setup(self, components: Sequence[gr.components.Component], flagging_dir: str | Path) -> None:
-        self.components = list(components)  # the store's root, not flagging_dir, is where examples go
+        self.components = list(components)  # the examples go to the collector's store, not to flagging_dir
 
     def flag(self, flag_data: list[Any], flag_option: str | None = None, username: str | None = None) -> int:
-        self.flag_example(flag_data, username)
-        return self.store.counts().total
+        """Save one example; returns how many examples the store holds."""
+        if not flag_data:
+            raise ValueError("nothing was flagged: the first value must be the drawing")
+        if flag_option is None or str(flag_option).strip() not in [str(d) for d in range(10)]:
+            raise ValueError(f"flag_option={flag_option!r} must be the digit the drawing really is (0-9)")
+        drawing = _as_handled(self.components[0], flag_data[0]) if self.components else flag_data[0]
+        example = self.collector.fooling(drawing, int(str(flag_option).strip()), user=username)
+        self.collector.save(example)
+        return self.collector.store.counts().total
 
-    def flag_example(self, flag_data: list[Any], username: str | None = None) -> dict:
-        """As `flag`, but returns the saved row: its id is what a retraction or a vote refers to."""
-        drawing, label, guess, confidence, model_round, session = flag_data
-        return self.store.add(drawing, label=label, guess=guess, confidence=confidence, model_round=model_round,
-                              session=session, user=username)
+
+def _as_handled(component: gr.components.Component, payload: Any) -> Any:
+    """A component's value as an event handler gets it. Gradio hands a flag the raw payload (the flag event is not
+    preprocessed): for a Sketchpad, a dict of uploaded files. A value that is no such payload is taken as it is."""
+    data_model = getattr(component, "data_model", None)
+    if data_model is None or not isinstance(payload, dict):
+        return payload
+    try:
+        sent = data_model(**payload)
+    except (TypeError, ValueError):  # not this component's payload: a value as handlers get it (e.g. numpy images)
+        return payload
+    return component.preprocess(sent)

@@ -1,12 +1,12 @@
 """DADC, simulated: held-out pool and MNIST accuracy before and after 5 rounds of 10, time per round, and the fooling
 rate (the simulated model error rate) per round.
 
-    python bench/dadc.py [--rounds 5] [--every 10] [--per-digit 300] [--tune all upper]
+    python -m bench.dadc [--rounds 5] [--every 10] [--per-digit 300] [--tune all upper]
 
 Makes a shifted pool (`trainer.py make-pool`: seven-segment and typeset digits) and runs `trainer.py simulate` on
 it as a person would, in a temporary folder, once for each kind of round (`--tune`: today's, training every layer,
-and the fast one, training the layers above a fixed trunk), on the same pool. Prints one JSON line. Target: the held-out pool accuracy rises by at
-least 20 points while MNIST accuracy drops by at most 0.5 point.
+and the fast one, training the layers above a fixed trunk), on the same pool. Prints one JSON line. Target: the
+held-out pool accuracy rises by at least 20 points while MNIST accuracy drops by at most 0.5 point.
 """
 from __future__ import annotations
 
@@ -44,8 +44,9 @@ def main() -> None:
                               "--out", str((args.out or Path(tmp) / "out") / tune))
                 for tune in args.tune}
     first = next(iter(runs.values()))
+    summaries = {tune: _summary(run) for tune, run in runs.items()}
     print(json.dumps({"bench": "dadc", "pool_images": first["pool_images"], "mnist": first["mnist"],
-                      "rounds": args.rounds, "every": args.every, **{tune: _summary(run) for tune, run in runs.items()}}))
+                      "rounds": args.rounds, "every": args.every, **summaries}))
 
 
 def _summary(run: dict) -> dict:

@@ -1,6 +1,6 @@
 """Load: concurrent visitors on loopback, predicting and flagging while rounds retrain, for a bounded time.
 
-    python bench/load.py [--users 16] [--seconds 60] [--every 20]
+    python -m bench.load [--users 16] [--seconds 60] [--every 20]
 
 Starts `python app.py` as its own process on a free port (a temporary data folder, the embedded MNIST sample),
 then runs `--users` gradio_client visitors in threads: each draws (a /predict per stroke's end), and one drawing in
@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import random
-import sys
 import tempfile
 import threading
 import time
@@ -29,15 +28,12 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from gradio_client import Client
 
-ROOT = Path(__file__).resolve().parent.parent
+from outwit.sim.app_process import AppProcess
+from outwit.sim.drawings import client_payload, draw_sketch
+
 TIMEOUT = 60  # seconds a visitor waits for one answer before counting it as an error
-sys.path.insert(0, str(ROOT))
-
-from gradio_client import Client  # noqa: E402
-
-from drawings import client_payload, draw_sketch  # noqa: E402
-from bench.app_process import AppProcess  # noqa: E402
 
 
 def drawings(folder: Path, n: int = 30) -> list[dict]:

@@ -1,8 +1,8 @@
 """The wait a person sees: from lifting the pen to the new guess on the page, in Chromium, on loopback.
 
-    python bench/pen_up.py [--digits 10]
+    python -m bench.pen_up [--digits 10]
 
-Starts `python app.py` (bench/app_process.py), opens the page in Debian's Chromium (Playwright, as the browser
+Starts `python app.py` (outwit/sim/app_process.py), opens the page in Debian's Chromium (Playwright, as the browser
 tests do) and draws each digit stroke by stroke with the mouse, on a fresh page each. The page itself times each
 stroke: from its `pointerup` to the end of the frame that paints the first change of the guess (its top digit and
 bars) after it (`in_page_p50_ms`: to the change in the page, before that frame); a stroke that leaves the guess as it
@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from bench.app_process import AppProcess  # noqa: E402
-from bench.browser import CHROMIUM, FLAGS, draw  # noqa: E402
+from outwit.sim.app_process import AppProcess
+from outwit.sim.browser import CHROMIUM, FLAGS, draw
 
 # Installed in the page: the time of each pointerup, and the time the guess first differs after it. The guess is its
 # top digit and its bars' values (not the panel's whole text: Gradio's progress timer, "0.2s", shows there too).

@@ -1,6 +1,6 @@
 """Latency of preprocess + predict, one image at a time, as a person drawing triggers it.
 
-    python bench/predict.py [--checkpoint models/base.safetensors] [--repeats 300]
+    python -m bench.predict [--checkpoint models/base.safetensors] [--repeats 300]
 
 Measures the serving model as the app builds it (its int8 copy, serving.py) and, side by side in the same run, its
 float32 copy. Prints one JSON line: for each, p50/p99 in ms for an 800×800 and a 280×280 Sketchpad value and each
@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import data  # noqa: E402
-from preprocess import preprocess  # noqa: E402
-from serving import Predictor  # noqa: E402
-from services import calibration_images  # noqa: E402
-from drawings import draw_sketch  # noqa: E402
-from checkpoints import load as load_checkpoint  # noqa: E402
+from outwit.ml import data
+from outwit.ml.checkpoints import load as load_checkpoint
+from outwit.ml.preprocess import preprocess
+from outwit.ml.serving import Predictor
+from outwit.services import calibration_images
+from outwit.sim.drawings import draw_sketch
 
 
 def measure(call, drawings: list, repeats: int) -> dict:
@@ -43,7 +39,7 @@ def measure(call, drawings: list, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "base.safetensors")
+    parser.add_argument("--checkpoint", type=Path, default=Path("models/base.safetensors"))
     parser.add_argument("--repeats", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (one request, one core)")
     args = parser.parse_args()

@@ -1,7 +1,7 @@
 """Retrain rounds and flag latency, through the real app over HTTP (gradio_client), as visitors would use it.
 
-    python bench/rounds.py [--rounds 3] [--flags 40]
-    python bench/rounds.py --compare [--examples 60] [--repeats 3]
+    python -m bench.rounds [--rounds 3] [--flags 40]
+    python -m bench.rounds --compare [--examples 60] [--repeats 3]
 
 Prints one JSON line:
 - `round`: wall time of a round with RETRAIN_EVERY=10 and MNIST replay (target: at most 10 s), its accuracies;
@@ -17,40 +17,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import httpx
+import numpy as np
+import torch
+from gradio_client import Client
+from PIL import Image
 
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from gradio_client import Client  # noqa: E402
-from PIL import Image  # noqa: E402
-
-import app  # noqa: E402
-import data  # noqa: E402
-from checkpoints import load as load_checkpoint  # noqa: E402
-from config import Config  # noqa: E402
-from drawings import client_payload, draw_sketch, fooling_examples  # noqa: E402
-from flagging import AdversarialStore  # noqa: E402
-from metrics import ADVERSARIAL, MNIST, ROBUST  # noqa: E402
-from retrain import mixed_training_set, standard_eval_sets  # noqa: E402
-from rounds import Recipe, evaluate_sets, run_round  # noqa: E402
-from serving import Predictor  # noqa: E402
-from services import robust_attack, start_services  # noqa: E402
-from tuning import TrunkCache, warm_up  # noqa: E402
+from outwit.config import Config
+from outwit.dadc.rounds import Recipe, evaluate_sets, run_round
+from outwit.dadc.store import AdversarialStore
+from outwit.dadc.training_sets import mixed_training_set, standard_eval_sets
+from outwit.ml import data
+from outwit.ml.checkpoints import load as load_checkpoint
+from outwit.ml.metrics import ADVERSARIAL, MNIST, ROBUST
+from outwit.ml.serving import Predictor
+from outwit.ml.tuning import TrunkCache, warm_up
+from outwit.services import robust_attack, start_services
+from outwit.sim.drawings import client_payload, draw_sketch, fooling_examples
+from outwit.ui.page import build_demo, launch
 
 
 def serve(data_dir: Path, every: int):
     config = Config(data_dir=data_dir, retrain_every=every, mnist_data="sample")
     services = start_services(config)
-    demo = app.build_demo(config, services)
-    _, url, _ = app.launch(demo, config, server_port=None, prevent_thread_lock=True, quiet=True)
+    demo = build_demo(config, services)
+    _, url, _ = launch(demo, config, server_port=None, prevent_thread_lock=True, quiet=True)
     services.worker.wait_idle(60)
     return demo, services, Client(url, verbose=False)
 

@@ -1,6 +1,6 @@
 """Pretraining wall time and the accuracy it reaches, for the three architectures, with the trainer's defaults.
 
-    python bench/train.py [--epochs N]
+    python -m bench.train [--epochs N]
 
 Prints one JSON line. Runs `trainer.py pretrain` as a person would, writing to a temporary folder.
 """

@@ -10,8 +10,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import data  # noqa: E402
-from bench.browser import CHROMIUM, FLAGS  # noqa: E402
+from outwit.ml import data  # noqa: E402
+from outwit.sim.browser import CHROMIUM, FLAGS  # noqa: E402
 from tests.hub_server import FakeHub  # noqa: E402
 
 torch.set_num_threads(2)

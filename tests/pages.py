@@ -1,5 +1,5 @@
 """What the browser tests share: opening the page as a person would, waiting for a guess, keeping a screenshot."""
-from bench.browser import ARTIFACTS
+from tests.paths import ARTIFACTS
 
 LAPTOP = {"width": 1280, "height": 1100}
 

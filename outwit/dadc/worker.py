@@ -1,0 +1,216 @@
+"""The background retrain worker: every N fooling examples, a round that never blocks a request.
+
+The worker only schedules: it takes the training set and the evaluation sets from functions, calls
+`rounds.run_round`, and acts on the result: saves a promoted model, swaps it in, hands it to the publisher. Every
+round, promoted, rejected or failed, is a line of the history (`history.py`); a restart resumes from it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from outwit.dadc.history import History, RoundRecord
+from outwit.dadc.rounds import EvalSet, Recipe, RoundResult, TrainingSet, evaluate_sets, run_round
+from outwit.dadc.status import ErrorRate, ExampleCounts, RoundSummary, WorkerStatus
+from outwit.dadc.store import AdversarialStore
+from outwit.ml import checkpoints
+from outwit.ml.metrics import ADVERSARIAL, MNIST, ROBUST, Metrics
+from outwit.ml.serving import Predictor
+from outwit.ml.tuning import TrunkCache, warm_up
+from outwit.storage import utc_now
+
+log = logging.getLogger(__name__)
+
+
+class RetrainWorker:
+    """A daemon thread that waits on an Event; `notify()` after each flag is all a request ever does."""
+
+    def __init__(self, *, store: AdversarialStore, predictor: Predictor, history: History,
+                 training_set: Callable[[], TrainingSet], eval_sets: Callable[[], dict[str, EvalSet]],
+                 recipe: Recipe = Recipe(), every: int = 10,
+                 on_promoted: Callable[[Path, checkpoints.CheckpointMeta], None] | None = None,
+                 counter: Callable[[], int] | None = None):
+        if every < 1:
+            raise ValueError(f"every={every!r} must be at least 1")
+        self.store, self.predictor, self.history = store, predictor, history
+        self.training_set, self.eval_sets, self.recipe, self.every = training_set, eval_sets, recipe, every
+        self.trunk_cache = TrunkCache()  # MNIST's trunk features, kept across rounds while the trunk stays the same
+        self._warmed = False
+        self.on_promoted = on_promoted  # e.g. publish to a model repo; must not block for long
+        # what the trigger counts, never decreasing: examples added, or (when votes are required) examples validated
+        self.counter = counter or (lambda: store.counts().added)
+        self._lock = threading.Lock()  # guards the counters below
+        self._attempts = self._flags = 0  # this round's drawings judged and fooling ones, for the error rate
+        self._training = False
+        self._training_since: float | None = None
+        self._forced = False  # an admin asked for a round now
+        self._busy = threading.Lock()  # held by a round and by a rollback: one of them at a time
+        self._last_error: str | None = None
+        self._wake, self._stop, self._idle = threading.Event(), threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="retrain-worker", daemon=True)
+
+    def start(self) -> "RetrainWorker":
+        self._wake.set()  # evaluate the base model, and run a round if one is already due
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 30) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def notify(self) -> None:
+        """Called after each flag: wakes the worker, which decides whether a round is due."""
+        self._idle.clear()
+        self._wake.set()
+
+    def record_attempt(self, fooled: bool) -> None:
+        with self._lock:
+            self._attempts += 1
+            self._flags += int(fooled)
+
+    def request_round(self) -> None:
+        """An admin's "start a round now": the next wake runs a round, however few examples came in."""
+        with self._lock:
+            self._forced = True
+        self.notify()
+
+    def roll_back(self, to_round: int, base_path: str | Path) -> RoundRecord:
+        """An admin's call: serve again the model of an earlier round (a promoted one, or 0, the base model),
+        recorded as a new promoted round that names the one it rolls back to. Refused while a round runs."""
+        earlier = next((r for r in self.history.records if r.round == to_round and r.served), None)
+        if earlier is None:
+            choices = sorted({r.round for r in self.history.records if r.served})
+            raise ValueError(f"Round {to_round!r} has no model to roll back to; these do: {choices}")
+        if not self._busy.acquire(blocking=False):
+            raise ValueError("A round is running: roll back when it has finished")
+        try:
+            path = self.history.model_path(earlier, base_path)
+            model, _ = checkpoints.load(path)
+            record = self.history.serve_again(earlier, source=f"rollback to round {to_round}",
+                                              reason=f"an admin rolled back to round {to_round}")
+            self.predictor.swap(model, {"round": record.round, "checkpoint": str(path)})
+            with self._lock:
+                self._attempts = self._flags = 0
+            log.warning("round %d: an admin rolled back to round %d (%s)", record.round, to_round, path)
+            return record
+        finally:
+            self._busy.release()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once the worker has nothing left to do (tests and benchmarks wait on it)."""
+        return self._idle.wait(timeout)
+
+    def until_next_round(self) -> int:
+        return self._until_next(self._added_this_round(self.counter()))
+
+    def _added_this_round(self, added: int) -> int:
+        return added - self.history.added_at_last_round()
+
+    def _until_next(self, this_round: int) -> int:
+        return max(0, self.every - this_round)
+
+    def status(self) -> WorkerStatus:
+        serving = self.history.serving()
+        metrics = serving.metrics if serving else Metrics()
+        counts = self.store.counts()
+        this_round = self._added_this_round(self.counter())
+        with self._lock:
+            attempts, flags, training, error = self._attempts, self._flags, self._training, self._last_error
+            since = self._training_since
+        return WorkerStatus(
+            round=serving.round if serving else 0, mnist=metrics.get(MNIST), adversarial=metrics.get(ADVERSARIAL),
+            robust=metrics.get(ROBUST),
+            examples=ExampleCounts(total=counts.total, train=counts.train, test=counts.test,
+                                   this_round=this_round,
+                                   per_digit={str(d): n for d, n in counts.per_digit.items()}),
+            until_next_round=self._until_next(this_round), retrain_every=self.every,
+            error_rate=ErrorRate(flags, attempts, round(flags / attempts, 4) if attempts else None),
+            training=training, last_error=error,
+            history=[RoundSummary(r.round, r.status, r.metrics.get(MNIST), r.metrics.get(ADVERSARIAL),
+                                  r.metrics.get(ROBUST), r.trained_on.get("adversarial"), r.seconds, r.error_rate)
+                     for r in self.history.records],
+            training_seconds=round(time.monotonic() - since, 1) if training and since is not None else None)
+
+    # ------------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            self._idle.clear()
+            try:
+                if not self.history.records:
+                    self._record_base()
+                with self._lock:
+                    forced, self._forced = self._forced, False
+                self._warm_up()
+                if forced or self.until_next_round() == 0:
+                    with self._busy:
+                        self._round()
+            except Exception as err:  # noqa: BLE001 - a failed round must never take the app down
+                log.exception("retrain round failed; the serving model stays")
+                with self._lock:
+                    self._last_error = f"{type(err).__name__}: {err}"
+                self.history.append(RoundRecord(round=self.history.next_round(), status="failed", started=utc_now(),
+                                                examples_added=self.counter(), error=self._last_error))
+            finally:
+                with self._lock:
+                    self._training = False
+            if not self._wake.is_set():
+                self._idle.set()
+
+    def _warm_up(self) -> None:
+        """Once a round is on its way (the first example of it saved), compute the trunk features it will need,
+        while people draw the rest: the round itself then trains and evaluates only the upper layers."""
+        if self.recipe.tune == "upper" and not self._warmed and self.until_next_round() < self.every:
+            warm_up(self.trunk_cache, self.predictor.current.model, self.training_set(), self.eval_sets())
+            self._warmed = True
+
+    def _record_base(self) -> None:
+        model, meta = self.predictor.current
+        self.history.append(RoundRecord(round=meta.get("round", 0), status="base", started=utc_now(),
+                                        metrics=evaluate_sets(model, self.eval_sets())))
+
+    def _round(self) -> None:
+        with self._lock:
+            self._training, self._training_since = True, time.monotonic()
+        started, number, added = utc_now(), self.history.next_round(), self.counter()
+        serving_record = self.history.serving()
+        serving, _ = self.predictor.current
+        result = run_round(serving, self.training_set(), self.eval_sets(),
+                           replace(self.recipe, seed=self.recipe.seed + number),
+                           baseline=serving_record.metrics if serving_record else None, cache=self.trunk_cache)
+        with self._lock:
+            attempts, flags = self._attempts, self._flags
+        record = RoundRecord(round=number, status="promoted" if result.promoted else "rejected", started=started,
+                             examples_added=added, seconds=result.seconds, metrics=result.metrics,
+                             baseline=result.baseline, trained_on=result.trained_on, recipe=result.recipe.to_json(),
+                             reason=result.reason, error_rate=round(flags / attempts, 4) if attempts else None,
+                             attempts=attempts, fooled=flags)
+        if result.promoted:
+            path, meta = self._save(number, result)
+            record = replace(record, checkpoint=path.relative_to(self.history.root).as_posix(), created=meta.created)
+        self.history.append(record)
+        with self._lock:
+            self._last_error = None  # this round ran to a decision: an earlier failure is no longer the news
+        if result.promoted:
+            self.predictor.swap(result.model, {"round": number, "checkpoint": record.checkpoint})
+            with self._lock:
+                self._attempts = self._flags = 0
+            log.info("round %d promoted: %s", number, result.reason)
+            if self.on_promoted:
+                self.on_promoted(path, meta)
+        else:
+            log.warning("round %d rejected: %s", number, result.reason)
+
+    def _save(self, number: int, result: RoundResult) -> tuple[Path, checkpoints.CheckpointMeta]:
+        meta = checkpoints.describe(result.model, round=number, metrics=result.metrics, trained_on=result.trained_on,
+                                    recipe=result.recipe.to_json())
+        path = self.history.path.parent / f"round-{number:04d}.safetensors"  # this replica's folder
+        return checkpoints.save(path, result.model, meta), meta

@@ -1,0 +1,128 @@
+"""What the page talks to, started once: the store, the serving model, the retrain worker, the Hub sync and the
+model publisher; and the one status they make together (`/status` is its JSON)."""
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from dataclasses import asdict, dataclass
+
+import torch
+
+from outwit.config import Config
+from outwit.dadc.collect import Collector
+from outwit.dadc.history import History, load_serving
+from outwit.dadc.reviews import Reviews
+from outwit.dadc.rounds import Recipe
+from outwit.dadc.status import WorkerStatus
+from outwit.dadc.store import AdversarialStore
+from outwit.dadc.training_sets import mixed_training_set, standard_eval_sets
+from outwit.dadc.worker import RetrainWorker
+from outwit.hub.publish import ModelPublisher, PublishStatus, fetch_published
+from outwit.hub.restore import restore_or_none
+from outwit.hub.sync import HubLink, SyncStatus, hub_api, sync_status
+from outwit.ml import data
+from outwit.ml.attacks import Attack, madry_pgd
+from outwit.ml.serving import Predictor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    worker: WorkerStatus
+    sync: SyncStatus
+    models: PublishStatus | None  # None: rounds are not published
+    serving: str  # what answers the page's guesses: "int8 (...)" or "float32: <why>" (serving.Predictor)
+
+    def to_json(self) -> dict:
+        """The worker's figures at the top level; the dataset sync, with the model publishing in it, under "sync"."""
+        return {**asdict(self.worker), "serving": self.serving,
+                "sync": {**asdict(self.sync), "models": asdict(self.models) if self.models else None}}
+
+
+@dataclass
+class Services:
+    config: Config
+    predictor: Predictor
+    store: AdversarialStore
+    worker: RetrainWorker
+    collector: Collector  # the one saving path
+    reviews: Reviews
+    hub: HubLink | None = None  # None: local only
+    publisher: ModelPublisher | None = None  # None: rounds are not published
+
+    def status(self) -> AppStatus:
+        return AppStatus(worker=self.worker.status(), sync=sync_status(self.config, self.store, self.hub),
+                         models=self.publisher.status() if self.publisher else None, serving=self.predictor.serving)
+
+    def stop(self) -> None:
+        self.worker.stop()
+        if self.publisher:
+            self.publisher.stop()
+        if self.hub:
+            self.hub.stop()
+
+
+def start_services(config: Config) -> Services:
+    """Resume: examples and rounds from the Hub (when configured) and disk, the latest promoted model; start the
+    retrain worker and the Hub sync."""
+    shard = _plain(config.replica or f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}")
+    api = hub_api(config) if config.hub_sync else None
+    restored = restore_or_none(api, config.dataset_repo, config.data_dir) if api else None
+    store = AdversarialStore(config.store_dir, shard=shard, holdout_every=config.holdout_every,
+                             session_limit=config.flags_per_session)
+    reviews = Reviews(config.reviews_dir, store, required=config.votes_required)
+    history = History(config.rounds_dir / shard / "rounds.jsonl", lock=store.lock)
+    history.adopt_latest()
+    publisher = None
+    if config.model_publishing:
+        model_api = api or hub_api(config)
+        published = fetch_published(model_api, config.model_repo)
+        if published:
+            history.adopt_model(*published, source=f"model repo {config.model_repo}",
+                                examples_added=store.counts().added)
+        links = {"endpoint": config.hub_endpoint or None, "space_id": config.space_id or None,
+                 "dataset_repo": config.dataset_repo or None}
+        publisher = ModelPublisher(api=model_api, repo_id=config.model_repo, shard=shard, every=config.sync_every,
+                                   card_links=links).start()
+    mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
+    mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
+    model, meta = load_serving(history, config.model_path)
+    predictor = Predictor(model, meta, calibration=calibration_images(mnist_train), precision=config.serve_precision)
+    hub = HubLink(config=config, store=store, api=api, restored=restored, on_restored=reviews.refresh,
+                  keep=lambda: _serving_checkpoint(history)).start() if api else None
+    robust = robust_attack(config.robust_eps)
+    round_attack = robust_attack(config.round_attack_eps)
+    worker = RetrainWorker(store=store, predictor=predictor, history=history,
+                           training_set=mixed_training_set(store, mnist_train, attack=round_attack,
+                                                           serving=lambda: predictor.current.model,
+                                                           keep=reviews.usable),
+                           eval_sets=standard_eval_sets(store, mnist_test, robust=robust,
+                                                        robust_size=config.robust_size, keep=reviews.usable),
+                           recipe=Recipe(steps=config.round_steps, gate_margin=config.gate_margin,
+                                         tune=config.round_tune),
+                           every=config.retrain_every, on_promoted=publisher.publish if publisher else None,
+                           counter=reviews.validated_ever if config.votes_required else None).start()
+    collector = Collector(store=store, worker=worker, predictor=predictor)
+    return Services(config, predictor, store, worker, collector, reviews, hub, publisher)
+
+
+def calibration_images(digits: data.Digits, n: int = 256) -> torch.Tensor:
+    """A fixed subset of the replay set's images: where the serving model's int8 copy learns its value ranges."""
+    return digits.tensors()[0][data.fixed_subset(len(digits), n)]
+
+
+def robust_attack(eps: float) -> Attack | None:
+    """PGD-20 with Madry's step: cheap enough to run in every round; None at 0."""
+    return madry_pgd(eps, steps=20) if eps > 0 else None
+
+
+def _serving_checkpoint(history: History) -> set[str]:
+    """The dataset repo path of the serving round's checkpoint: kept there however old it grows."""
+    serving = history.serving()
+    return {f"rounds/{serving.checkpoint}"} if serving and serving.checkpoint else set()
+
+
+def _plain(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-") or "replica"

@@ -1,0 +1,70 @@
+"""`python app.py` as its own process on a free loopback port: what the load bench loads and the crash tests kill."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]  # where app.py is
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppProcess:
+    """Start with `start()`, which returns once the page answers; `kill()` is SIGKILL: no cleanup runs."""
+
+    def __init__(self, data_dir: Path, log: Path, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = log
+        self.env = {**os.environ, "DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(self.port),
+                    "MNIST_DATA": "sample", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+                    "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in env.items()}}
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> "AppProcess":
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=self.env, stdout=out,
+                                            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "gradio_api/info", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.kill()
+        raise RuntimeError(f"app.py did not answer in {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self) -> None:
+        """SIGTERM, as a stopping Space does: the app runs its `finally` (final pushes) and exits."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> "AppProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,67 @@
+"""The page: a header, the visitor's name and sandbox, the tabs, and the status panel under them; and how it is served.
+
+`build_demo(config, services)` builds it (for `app.py`, Spaces and tests); `launch(demo, config)` serves it as
+`python app.py` does. Each tab has its own module; this one only lays them out and chains the panel's refresh to
+what changes it.
+"""
+from __future__ import annotations
+
+import gradio as gr
+from starlette.middleware import Middleware
+
+from outwit.config import Config
+from outwit.services import Services
+from outwit.ui import scripts
+from outwit.ui.admin_tab import admin_tab
+from outwit.ui.attack_tab import machine_adversary_tab
+from outwit.ui.components import display_name_box
+from outwit.ui.drawing_tab import drawing_tab
+from outwit.ui.http_limits import BodyLimit
+from outwit.ui.panel import how_it_works, panel_handlers, status_panel
+from outwit.ui.review_tabs import rounds_tab, validate_tab
+
+MAX_UPLOAD = "1mb"  # a canvas's PNG layers are a few KB each: a bigger upload is not a drawing
+MAX_REQUEST = 4 * 2**20  # bytes of any request's body: three uploads at most MAX_UPLOAD, and room to spare
+
+
+def build_demo(config: Config, services: Services) -> gr.Blocks:
+    panel, refresh, status = panel_handlers(services)
+    with gr.Blocks(title="Outwit: fool the digit model") as demo:
+        seen_round = gr.State(None)  # the round this page last showed, for refresh()
+        gr.Markdown(how_it_works(config.retrain_every), elem_id="how-it-works")
+        with gr.Row(equal_height=True):  # a column each: on a phone the sandbox goes under the name (side by side,
+            with gr.Column(scale=3, min_width=240):  # in one form, its label wrapped a word per line)
+                name = display_name_box()
+            with gr.Column(scale=2, min_width=240):
+                sandbox = gr.Checkbox(label="Sandbox: play without saving anything", elem_id="sandbox")
+        with gr.Tabs():
+            with gr.Tab("Fool it by drawing", id="draw"):
+                drawing = drawing_tab(services, name, sandbox)
+            with gr.Tab("Machine adversary", id="machine", elem_id="machine-tab") as machine_tab:
+                saved_attack = machine_adversary_tab(services, name, sandbox)
+            validate_tab(services, name)
+            rounds_tab(services)
+            if config.admin_password:
+                admin_tab(services, config.admin_password)
+        panel_outputs = status_panel()
+
+        drawing.saved.then(panel, None, panel_outputs, api_visibility="private")
+        drawing.retracted.success(panel, None, panel_outputs, api_visibility="private")
+        saved_attack.success(panel, None, panel_outputs, api_visibility="private")
+        gr.api(status, api_name="status", queue=False)
+        timer = gr.Timer(5.0)
+        timer.tick(refresh, seen_round, [*panel_outputs, seen_round], api_visibility="private", show_progress="hidden")
+        demo.load(refresh, seen_round, [*panel_outputs, seen_round], api_visibility="private")
+        demo.load(None, js=scripts.SELECT_BRUSH)
+        demo.load(None, js=scripts.RECORD_STROKES)
+        demo.load(None, js=scripts.label_elements())  # names for the canvases and plots, for screen readers
+        machine_tab.select(None, js=scripts.SELECT_BRUSH)
+    return demo
+
+
+def launch(demo: gr.Blocks, config: Config, **options):
+    """Queue and serve the page as `python app.py` does; tests pass `server_port=None, prevent_thread_lock=True`."""
+    options = {"server_name": config.host, "server_port": config.port, "max_file_size": MAX_UPLOAD,
+               "allowed_paths": [str(config.data_dir)], "head": scripts.head(), "css_paths": [scripts.PAGE_CSS],
+               "app_kwargs": {"middleware": [Middleware(BodyLimit, max_bytes=MAX_REQUEST)]}, **options}
+    return demo.queue(default_concurrency_limit=8).launch(**options)

@@ -1,0 +1,133 @@
+"""The "Validate" tab (other people's examples, one at a time: is this a 4?) and the "Rounds" tab (one row per
+round with its error rates, each round's examples as a zip, and the leaderboard)."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from outwit.dadc.reviews import REPORT_REASONS, ReviewError
+from outwit.dadc.standings import LEADERBOARD_COLUMNS, ROUND_COLUMNS, leaderboard, round_zip, rounds_table
+from outwit.services import Services
+from outwit.ui.components import digit_choice, user_error, visitor
+
+NOTHING_TO_VALIDATE = "Nothing to validate right now: every example is decided, yours, or already voted on by you."
+
+
+def validation_handlers(services: Services):
+    store, reviews = services.store, services.reviews
+
+    def next_example(name: str | None, request: gr.Request | None = None):
+        """The next example this visitor may validate: its image, the question, its id ("" when there is none)."""
+        session, user = visitor(request, name)
+        queue = reviews.queue(session, user)
+        if not queue:
+            return None, NOTHING_TO_VALIDATE, ""
+        row = queue[0]
+        needed = max(reviews.required, 1)
+        question = (f"### Is this a **{row['label']}**?\nThe person who drew it says so; the model said "
+                    f"{row['guess']}. {len(queue)} waiting; an example is decided after {needed} agreeing "
+                    f"vote{'s' if needed > 1 else ''}.")
+        return str(store.path_of(row)), question, row["id"]
+
+    def vote(example_id: str, verdict: str, digit: int | None, name: str | None, request: gr.Request | None = None):
+        session, user = visitor(request, name)
+        try:
+            standing = reviews.vote(example_id, verdict, session=session, user=user,
+                                    digit=None if digit is None else int(digit))
+        except (ReviewError, ValueError) as err:
+            raise user_error(str(err)) from None
+        outcome = f" It is now **{standing.decided}**." if standing.decided else ""
+        return f"Thanks: your vote ({verdict}) is saved.{outcome}", None
+
+    def report(example_id: str, reason: str, request: gr.Request | None = None):
+        session, _ = visitor(request, None)
+        try:
+            reviews.report(example_id, reason, session=session)
+        except ReviewError as err:
+            raise user_error(str(err)) from None
+        return "Reported: it is hidden from the gallery and from validation until someone reviews it."
+
+    return next_example, vote, report
+
+
+def validate_tab(services: Services, name: gr.Textbox) -> gr.Tab:
+    """The tab's layout and wiring; call inside a `gr.Blocks`."""
+    next_example, vote, report = validation_handlers(services)
+    with gr.Tab("Validate", id="validate", elem_id="validate-tab") as tab:
+        gr.Markdown("Other people saved these drawings as fooling the model. Is each one really the digit it is "
+                    "labelled? Examples voted incorrect are not trained on.")
+        with gr.Row():
+            image = gr.Image(label="A saved drawing", type="filepath", interactive=False, height=280, width=280,
+                             buttons=[], elem_id="validate-image")
+            with gr.Column():
+                question = gr.Markdown(elem_id="validate-question")
+                example_id = gr.Textbox(visible=False, elem_id="validate-id")
+                with gr.Row():
+                    correct = gr.Button("Yes, it is", variant="primary", elem_id="vote-correct")
+                    incorrect = gr.Button("No, it is not", elem_id="vote-incorrect")
+                    unclear = gr.Button("Can't tell", elem_id="vote-unclear")
+                right = digit_choice("vote-digit", "If not: the digit it really is")
+                with gr.Row():
+                    reason = gr.Dropdown(list(REPORT_REASONS), value=REPORT_REASONS[0], label="Report it as",
+                                         elem_id="report-reason")
+                    report_button = gr.Button("Report for review", size="sm", elem_id="report")
+                message = gr.Markdown(elem_id="validate-message")
+    shown = [image, question, example_id]
+    for button, verdict in ((correct, "correct"), (incorrect, "incorrect"), (unclear, "unclear")):
+        button.click(_with_verdict(vote, verdict), [example_id, right, name], [message, right],
+                     api_name=f"vote_{verdict}").success(
+            next_example, name, shown, api_visibility="private")
+    report_button.click(report, [example_id, reason], message, api_name="report").success(
+        next_example, name, shown, api_visibility="private")
+    tab.select(next_example, name, shown, api_name="validate_next", queue=False)
+    return tab
+
+
+def _with_verdict(vote, verdict: str):
+    def vote_with(example_id: str, digit: int | None, name: str | None, request: gr.Request | None = None):
+        return vote(example_id, verdict, digit, name, request)
+
+    vote_with.__doc__ = f"Vote '{verdict}' on an example (digit: what it really is, when incorrect)."
+    return vote_with
+
+
+def rounds_tab(services: Services) -> gr.Tab:
+    """One row per round, each round's examples as a zip, and the leaderboard; refreshed when the tab is opened."""
+    store, reviews, worker = services.store, services.reviews, services.worker
+
+    def tables():
+        """One row per round, newest first, and the leaderboard."""
+        status = worker.status()
+        return (rounds_table(worker.history.records, store, reviews, status.error_rate.attempts),
+                leaderboard(store, reviews))
+
+    def round_choices():
+        served = sorted({r.round for r in worker.history.records if r.served}, reverse=True)
+        return gr.update(choices=served or [0], value=served[0] if served else 0)
+
+    def download(model_round: int | None) -> str:
+        """The examples that fooled one round's model, as a zip of an imagefolder data set."""
+        if model_round is None or not isinstance(model_round, (int, float)) or model_round < 0:
+            raise user_error("Pick a round")
+        folder = Path(tempfile.mkdtemp(prefix="outwit-round-"))
+        path = folder / f"outwit-round-{int(model_round):04d}.zip"
+        path.write_bytes(round_zip(store, reviews, int(model_round)))
+        return str(path)
+
+    with gr.Tab("Rounds", id="rounds", elem_id="rounds-tab") as tab:
+        gr.Markdown("**MER**, the model error rate: drawings that fooled the round's model, of the drawings it was "
+                    "tried on. **vMER** counts only those other people validated. *rejected*: voted not the "
+                    "labelled digit; *retracted*: taken back by their author (both of the fooling drawings).")
+        rounds = gr.Dataframe(headers=ROUND_COLUMNS, interactive=False, elem_id="rounds-table", wrap=True)
+        with gr.Row():
+            which = gr.Dropdown(choices=[0], value=0, label="Round", elem_id="round-pick", scale=1)
+            make_zip = gr.Button("Download its examples (zip)", elem_id="round-download", scale=1)
+            archive = gr.File(label="Examples that fooled that round's model", elem_id="round-zip", scale=2)
+        gr.Markdown("### Leaderboard\nPeople who gave a display name, by fooling drawings that others validated.")
+        board = gr.Dataframe(headers=LEADERBOARD_COLUMNS, interactive=False, elem_id="leaderboard")
+    tab.select(tables, None, [rounds, board], api_name="rounds", queue=False).then(
+        round_choices, None, which, api_visibility="private", queue=False)
+    make_zip.click(download, which, archive, api_name="round_examples")
+    return tab

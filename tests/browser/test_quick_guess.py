@@ -1,0 +1,164 @@
+"""The quick guess in a real browser: the guess from the strokes the page recorded, a Save that waits for the
+editor's drawing, and the pen-up held from the editor until the guess is painted (outwit/ui/assets/page.js)."""
+import json
+
+import pytest
+
+from outwit.config import Config
+from outwit.sim.browser import draw
+from outwit.ui import scripts
+from tests.pages import LAPTOP, opened, wait_for_guess
+from tests.running_app import running_app
+
+
+@pytest.fixture(scope="module")
+def page_url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("quick-guess")
+    with running_app(Config(data_dir=root / "data", mnist_data="sample")) as served_app:
+        yield served_app
+
+
+def test_the_guess_comes_from_the_strokes_before_the_editor_uploads_anything(page_url, browser):
+    """The quick guess (outwit/ml/strokes.py): with the editor's uploads blocked, the guess still appears, from the
+    strokes the page recorded; Clear forgets them."""
+    url, _ = page_url
+    page = browser.new_page(viewport=LAPTOP)
+    blocked = []
+    for path in ("**/gradio_api/component_server/**", "**/gradio_api/upload**"):
+        page.route(path, lambda route: (blocked.append(route.request.url), route.abort()))
+    opened(page, url)
+    draw(page, 7)
+    guess = page.locator("#guess [data-testid='label-output-value']")
+    guess.wait_for(timeout=30_000)
+    assert guess.inner_text().strip() == "7"
+    for _ in range(100):  # the editor's own path starts later, and is refused
+        if blocked:
+            break
+        page.wait_for_timeout(100)
+    assert blocked, "the editor sent nothing: the test did not block its path"
+    assert page.evaluate("() => window.__outwitStrokes.strokes.length") >= 1
+    page.locator("#clear").click()
+    page.wait_for_function("() => window.__outwitStrokes.strokes.length === 0", timeout=10_000)
+    page.close()
+
+
+def test_a_save_clicked_before_the_editor_has_sent_the_drawing_waits_for_it(page_url, browser):
+    """The quick guess shows before the editor's own value is on the server; a Save clicked then would send the
+    canvas as it was (here: empty). The page holds the click until the editor's drawing is there."""
+    url, services = page_url
+    page = browser.new_page(viewport=LAPTOP)
+    held, flags = [], []
+    page.route("**/gradio_api/component_server/**", lambda route: held.append(route))  # the editor's parts wait
+    page.on("request", lambda request: flags.append(request) if "/queue/join" in request.url
+            and len(json.loads(request.post_data or "{}").get("data", [])) == 5 else None)  # flag's 5 inputs
+    opened(page, url)
+    page.locator('#digit [data-testid="8-radio-label"]').click()
+    draw(page, 3)
+    wait_for_guess(page, 3)
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the editor sent nothing: the test did not hold its path"
+    before = services.store.counts().total
+    page.locator("#save").click()
+    page.wait_for_timeout(1500)  # the page would hold it 3 s at most
+    assert not flags, "Save went ahead before the editor's drawing was on the server"
+    while held:
+        held.pop().continue_()
+    message = page.locator("#flag-message")
+    message.get_by_text("Saved:").wait_for(timeout=30_000)
+    assert len(flags) == 1 and "the model said 3" in message.inner_text()
+    assert services.store.counts().total == before + 1
+    page.close()
+
+
+
+ORDER = """
+window.__order = [];
+window.addEventListener('pointerup', (e) => window.__order.push(['pen-up', e.isTrusted]), true);
+document.addEventListener('pointerup', (e) => window.__order.push(['editor', e.isTrusted]), true);
+const watch = setInterval(() => {
+  const guess = document.querySelector('#guess');
+  if (!guess) return;
+  clearInterval(watch);
+  new MutationObserver(() => {
+    const digit = guess.querySelector('[data-testid="label-output-value"]');
+    if (digit && !window.__order.some(([what]) => what === 'guess')) window.__order.push(['guess', digit.textContent]);
+  }).observe(guess, {subtree: true, childList: true, characterData: true});
+}, 20);
+"""
+
+
+def test_the_editor_gets_the_pen_up_after_the_quick_guess_is_shown(page_url, browser):
+    """The pen-up hold: the editor's slow pen-up work waits until the quick guess is on the page."""
+    url, _ = page_url
+    page = browser.new_page(viewport=LAPTOP)
+    page.add_init_script(ORDER)
+    opened(page, url)
+    draw(page, 1)  # one stroke
+    wait_for_guess(page, 1)
+    order = page.evaluate("window.__order")
+    assert order[0] == ["pen-up", True]
+    assert order[1][0] == "guess", f"the editor had the pen-up before the guess showed: {order}"
+    assert ["editor", False] in order[2:], order  # handed on, the same event again
+    assert order.count(["editor", True]) == 0, order  # not twice
+    page.close()
+
+
+# A page with only the page's scripts (the pen-up hold among them), a guess box, a stand-in for the stroke
+# recorder, an editor's pen-up listener and an editor's frame loop: the hold's frame handling, each step under
+# the test's control.
+HOLD_PAGE = """<html><head>%s</head><body style="margin:0">
+<div id="guess" style="width:400px;height:400px"><span data-testid="label-output-value">?</span></div>
+<script>
+window.log = [];
+window.__outwitStrokes = {current: {points: []}, penUp() { this.current = null; log.push('recorded'); }};
+document.addEventListener('pointerup', (e) => log.push(e.isTrusted ? 'editor: pen-up, at once' : 'editor: pen-up'));
+window.frames_drawn = 0;
+const loop = () => { frames_drawn++; requestAnimationFrame(loop); };  // as the editor's renderer does
+requestAnimationFrame(loop);
+</script></body></html>"""
+
+
+def lift_the_pen(browser):
+    """The hold page, its frame loop running, just after a trusted pen-up: held from the editor until the guess
+    changes (or 250 ms pass)."""
+    page = browser.new_page(viewport=LAPTOP)
+    page.set_content(HOLD_PAGE % scripts.head())
+    page.wait_for_function("frames_drawn > 3")
+    page.mouse.move(100, 100)
+    page.mouse.down()
+    page.mouse.up()
+    return page
+
+
+def test_while_the_pen_up_is_held_the_editors_frames_wait_and_run_after(browser):
+    page = lift_the_pen(browser)
+    held = page.evaluate("""async () => {
+      const before = frames_drawn;
+      window.ran = [];
+      requestAnimationFrame(() => { throw new Error('a broken frame callback'); });  // does not stop the rest
+      requestAnimationFrame(() => ran.push('kept'));
+      const cancelled = requestAnimationFrame(() => ran.push('cancelled'));
+      await new Promise((done) => setTimeout(done, 60));  // several frames' time
+      const seen = [frames_drawn - before, log.slice(), ran.slice()];
+      cancelAnimationFrame(cancelled);  // cancelled while put off
+      document.querySelector('[data-testid=label-output-value]').textContent = '7';  // the guess lands
+      window.before = frames_drawn;
+      return seen;
+    }""")
+    assert held == [0, ["recorded"], []]  # the frames were put off: none drawn, none run
+    page.wait_for_function("log.length === 2")
+    page.wait_for_function("frames_drawn > before + 3")  # and go on after the hand-on
+    assert page.evaluate("[log, ran]") == [["recorded", "editor: pen-up"], ["kept"]]
+    page.close()
+
+
+def test_a_held_pen_up_is_handed_on_even_if_no_guess_comes(browser):
+    page = lift_the_pen(browser)
+    before = page.evaluate("frames_drawn")
+    page.wait_for_function("log.length === 2", timeout=5000)  # the guess never changes: a timer hands it on
+    page.wait_for_function("frames_drawn > %d" % (before + 3))
+    assert page.evaluate("log") == ["recorded", "editor: pen-up"]
+    page.close()

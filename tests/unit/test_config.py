@@ -1,0 +1,70 @@
+"""Configuration from the environment: defaults, casting, and bad values named."""
+from pathlib import Path
+
+import pytest
+
+from outwit.config import Config, ConfigError
+
+
+def test_defaults_without_environment():
+    config = Config.from_env({})
+    assert (config.model_path, config.data_dir, config.port) == (Path("models/base.safetensors"), Path("data_mnist"),
+                                                                 7860)
+
+
+def test_values_are_read_and_cast():
+    config = Config.from_env({"GRADIO_SERVER_PORT": "8001", "DATA_DIR": "/tmp/x", "MODEL_PATH": "m.safetensors",
+                              "GRADIO_SERVER_NAME": "0.0.0.0"})
+    assert (config.port, config.data_dir, config.model_path, config.host) == (8001, Path("/tmp/x"),
+                                                                                Path("m.safetensors"), "0.0.0.0")
+
+
+@pytest.mark.parametrize("value", ["eighty", "0", "70000", "-1"])
+def test_a_bad_port_names_the_variable_and_value(value):
+    with pytest.raises(ConfigError, match=f"GRADIO_SERVER_PORT={value!r}"):
+        Config.from_env({"GRADIO_SERVER_PORT": value})
+
+
+def test_config_is_frozen():
+    with pytest.raises(AttributeError):
+        Config().port = 1
+
+
+def test_retraining_variables_are_read():
+    config = Config.from_env({"RETRAIN_EVERY": "3", "GATE_MARGIN": "0.5", "HOLDOUT_EVERY": "4", "ROUND_STEPS": "20",
+                              "MNIST_DATA": "sample", "GALLERY_SIZE": "6"})
+    assert (config.retrain_every, config.gate_margin, config.holdout_every, config.round_steps) == (3, 0.5, 4, 20)
+    assert (config.mnist_data, config.gallery_size) == ("sample", 6)
+    assert Config().serve_precision == "int8" and Config.from_env({"SERVE_PRECISION": "float32"}).serve_precision \
+        == "float32"
+    assert config.store_dir == Path("data_mnist/adversarial") and config.rounds_dir == Path("data_mnist/rounds")
+
+
+@pytest.mark.parametrize("name, value", [("RETRAIN_EVERY", "0"), ("RETRAIN_EVERY", "ten"), ("GATE_MARGIN", "-1.5"),
+                                         ("HOLDOUT_EVERY", "1"), ("MNIST_DATA", "emnist"), ("ROUND_STEPS", "2.5"),
+                                         ("ROBUST_EPS", "2.0"), ("ROBUST_SIZE", "0"), ("ROUND_ATTACK_EPS", "-0.1"),
+                                         ("SERVE_PRECISION", "fp16"), ("ROUND_TUNE", "lower")])
+def test_bad_retraining_values_name_the_variable(name, value):
+    with pytest.raises(ConfigError, match=f"{name}='{value}'"):
+        Config.from_env({name: value})
+
+
+def test_attack_variables_are_read():
+    config = Config.from_env({"ROBUST_EPS": "0.2", "ROBUST_SIZE": "50", "ROUND_ATTACK_EPS": "0.1"})
+    assert (config.robust_eps, config.robust_size, config.round_attack_eps) == (0.2, 50, 0.1)
+    assert (Config().robust_eps, Config().round_attack_eps) == (0.1, 0.0)  # measured; not trained on by default
+
+
+def test_the_space_id_spaces_set_is_read_and_checked():
+    assert Config.from_env({"SPACE_ID": "someone/outwit"}).space_id == "someone/outwit"
+    with pytest.raises(ConfigError, match="SPACE_ID='not a repo'"):
+        Config.from_env({"SPACE_ID": "not a repo"})
+
+
+def test_the_security_variables_are_read_and_the_password_never_shows():
+    config = Config.from_env({"ADMIN_PASSWORD": "hunter2-but-longer", "FLAGS_PER_SESSION": "25"})
+    assert config.admin_password.reveal() == "hunter2-but-longer" and config.flags_per_session == 25
+    assert "hunter2" not in repr(config) and "hunter2" not in str(config.admin_password)
+    assert Config().admin_password is None and Config().flags_per_session == 100  # no admin tab; a limit
+    with pytest.raises(ConfigError, match="FLAGS_PER_SESSION='-1'"):
+        Config.from_env({"FLAGS_PER_SESSION": "-1"})

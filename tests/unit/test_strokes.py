@@ -1,0 +1,63 @@
+"""The quick guess's strokes (strokes.py): as the page records them, they give the editor's ink and guess."""
+import json
+
+import numpy as np
+import pytest
+
+from outwit.ml import checkpoints
+from outwit.ml.serving import Predictor
+from outwit.ml.strokes import StrokesError, ink, parse
+from outwit.sim.drawings import draw_alpha, sketchpad_value, stroke_points
+from outwit.ui import components as ui
+from tests.paths import MODELS
+
+
+@pytest.fixture(scope="module")
+def served_model() -> Predictor:
+    return Predictor(checkpoints.load(MODELS / "base.safetensors")[0])
+
+
+def page_payload(digit: int, width: float = 598, height: float = 348) -> str:
+    """The digit's strokes as the page records them: CSS px on an element the canvas is fitted into, centred."""
+    scale = min(width, height) / ui.CANVAS
+    left, top = (width - ui.CANVAS * scale) / 2, (height - ui.CANVAS * scale) / 2
+    strokes = [[[left + x * scale, top + y * scale] for x, y in stroke] for stroke in stroke_points(digit, ui.CANVAS)]
+    return json.dumps({"width": width, "height": height, "strokes": strokes})
+
+
+@pytest.mark.parametrize("size", [(598, 348), (280, 280), (390, 600)])
+def test_the_recorded_strokes_give_the_editors_ink(size):
+    for digit in range(10):
+        quick = ink(page_payload(digit, *size), ui.CANVAS, ui.BRUSH_RADIUS).astype(bool)
+        editor = draw_alpha(digit, ui.CANVAS, brush=2 * ui.BRUSH_RADIUS).astype(bool)
+        assert (quick ^ editor).sum() <= 0.02 * editor.sum(), digit  # rounding of the scaled points only
+
+
+def test_the_quick_guess_is_the_editors_guess(served_model):
+    for digit in range(10):
+        quick = served_model.predict(ink(page_payload(digit), ui.CANVAS, ui.BRUSH_RADIUS))
+        editor = served_model.predict(sketchpad_value(draw_alpha(digit, ui.CANVAS, brush=2 * ui.BRUSH_RADIUS)))
+        assert quick.argmax() == editor.argmax() == digit
+        assert np.abs(quick - editor).max() < 0.05
+
+
+@pytest.mark.parametrize("payload, words", [
+    ("not json", "not JSON"),
+    ("[1, 2]", "expected"),
+    ('{"width": 0, "height": 348, "strokes": []}', "size"),
+    ('{"width": 598, "height": 348, "strokes": [[[1, "a"]]]}', "finite number"),
+    ('{"width": 598, "height": 348, "strokes": [[[1, NaN]]]}', "finite number"),
+    ('{"width": 598, "height": 348, "strokes": [[[1, 2, 3]]]}', "[x, y]"),
+    ('{"width": 598, "height": 348, "strokes": [5]}', "list of"),
+    (json.dumps({"width": 598, "height": 348, "strokes": [[[1, 2]] * 20_001]}), "points"),
+    ("x" * 200_001, "200,000"),
+])
+def test_a_payload_not_from_the_page_is_refused_with_a_reason(payload, words):
+    with pytest.raises(StrokesError) as err:
+        parse(payload)
+    assert words in str(err.value)
+
+
+def test_a_dot_is_a_dot():
+    dot = ink('{"width": 280, "height": 280, "strokes": [[[140, 140]]]}', ui.CANVAS, ui.BRUSH_RADIUS)
+    assert 0 < (dot > 0).sum() <= np.pi * (ui.BRUSH_RADIUS + 1) ** 2
