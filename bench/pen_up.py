@@ -8,8 +8,9 @@ stroke: from its `pointerup` to the end of the frame that paints the first chang
 bars) after it (`in_page_p50_ms`: to the change in the page, before that frame); a stroke that leaves the guess as it
 was is not counted. Each digit is drawn three times, side by side in one run: as the page is (the first guess is its
 quick one, from the strokes it recorded: strokes.py; the editor's own follows; the editor's pen-up work and its
-frames wait until the quick guess is painted: ui.PEN_UP_HEAD), the same without that wait, and with the quick guess
-switched off (only the editor's path: it encodes and sends its canvas, then `/predict`).
+frames wait until the quick guess is painted: the pen-up hold in outwit/ui/assets/page.js), the same without that
+wait, and with the quick guess switched off (only the editor's path: it encodes and sends its canvas, then
+`/predict`).
 `first_guess_stood` counts the strokes whose first top digit was still the top digit when the next stroke began.
 Prints one JSON line: p50/p99 in ms of each. Target: p50 at most 50 ms.
 """
@@ -53,7 +54,8 @@ TIMER = """() => {
 
 
 # Installed before the page's own scripts, so it is the first to see the pen lift: the page holds that event from the
-# editor a moment (ui.PEN_UP_HEAD), and a listener of the page's own would see it late, handed on.
+# editor a moment (the pen-up hold in outwit/ui/assets/page.js), and a listener of the page's own would see it late,
+# handed on.
 PEN_UP_FIRST = """
 window.__benchRaf = window.requestAnimationFrame.bind(window);
 window.addEventListener('pointerup', (e) => { if (e.isTrusted) window.__penUpHook?.(); }, true);
@@ -89,7 +91,7 @@ def main() -> None:
                     page.wait_for_timeout(500)
                     if path == "editor_only":  # as after the eraser or undo: the page records no strokes
                         page.evaluate("() => { window.__outwitStrokes.off = true; }")
-                    if path == "quick_no_hold":  # the editor handles the pen-up at once (ui.PEN_UP_HEAD)
+                    if path == "quick_no_hold":  # the editor handles the pen-up at once (no pen-up hold)
                         page.evaluate("() => { window.__outwitNoHold = true; }")
                     page.evaluate(TIMER)
                     timed = draw_timed(page, digit % 10, args.settle)

@@ -11,7 +11,7 @@ folder (a "table") travels as numbered parts of a fixed number of its lines:
     rounds/{shard}/round-NNNN.safetensors          as they are: the latest 10 promoted of each replica
 
 A part once full never changes; only the last, growing part of each table is sent again. A million examples in one
-replica's shard are 1,000 packs (800 in the train folder); the checks are in tests/test_hub_layout.py.
+replica's shard are 1,000 packs (800 in the train folder); the checks are in tests/unit/test_hub_layout.py.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Bring a dataset repo's data into the data folder at start, and learn what the repo holds for the sync.
 
-The repo holds the layout of hub_layout.py: each table as numbered parts, checkpoints and the card as files. Repos
+The repo holds the layout of layout.py: each table as numbered parts, checkpoints and the card as files. Repos
 written before that layout hold the data folder as it is on disk (loose PNGs, whole JSON-lines files): those are
 restored the same way, and the sync then moves them into parts and deletes the loose copies.
 

@@ -1,6 +1,6 @@
-"""The Hugging Face Hub as the shared store: restore on start (hub_restore.py), push what is new in the background.
+"""The Hugging Face Hub as the shared store: restore on start (restore.py), push what is new in the background.
 
-The dataset repo holds the data folder in the layout of hub_layout.py: the examples in Parquet packs
+The dataset repo holds the data folder in the layout of layout.py: the examples in Parquet packs
 (`adversarial/{train,test}/<shard>/pack-NNNNN.parquet`), the rounds (`rounds/<shard>/rounds-NNNNN.jsonl` and
 promoted checkpoints), the review events (`reviews/<shard>/reviews-NNNNN.jsonl`: votes, retractions, reports) and
 a dataset card. Each app replica writes only its own shard, so replicas never overwrite each other. `DatasetSync`
@@ -31,7 +31,7 @@ from outwit.storage import atomic_write, utc_now
 
 log = logging.getLogger(__name__)
 SYNCED_FILES = ("adversarial/*/*/metadata.jsonl", "reviews/*/reviews.jsonl", "rounds/*/rounds.jsonl",
-                "rounds/*/round-*.safetensors", "README.md")  # what the sync looks at (hub_layout.py says how)
+                "rounds/*/round-*.safetensors", "README.md")  # what the sync looks at (layout.py says how)
 OLD_CARD_MARKS = ("(https://github.com/)", 'path: "adversarial/train/**"')  # cards of older layouts: rewritten once
 
 
@@ -89,7 +89,7 @@ def sync_status(config: Config, store: AdversarialStore, link: "HubLink | None")
 
 
 class DatasetSync(CommitScheduler):
-    """Pushes what is new in the data folder to the dataset repo in the layout of hub_layout.py, looking under the
+    """Pushes what is new in the data folder to the dataset repo in the layout of layout.py, looking under the
     store's own lock (the one its writers hold), in commits of at most `layout.commit_files` files.
 
     A part is recorded as in the repo only after the commit that carries it succeeded; a failed commit leaves the

@@ -1,6 +1,7 @@
 """The page sends a drawing ahead of its event, in parts (`component_server` → `accept_blobs`), then the event names
 it by id. Out of the box Gradio lost it two ways: parts arriving at once overwrote each other, and a second event
-with the same id found nothing ("Draw a digit first" for a drawing on screen). ui.BlobStore keeps it."""
+with the same id found nothing ("Draw a digit first" for a drawing on screen). The page's BlobStore
+(outwit/ui/components.py) keeps it."""
 import io
 import sys
 import threading

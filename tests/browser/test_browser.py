@@ -13,13 +13,6 @@ from tests.pages import keep, new_page, opened, wait_for_guess
 from tests.running_app import running_app
 
 
-@pytest.fixture(scope="module")
-def page_url(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser")
-    with running_app(Config(data_dir=root / "data", mnist_data="sample")) as served_app:
-        yield served_app
-
-
 def test_draw_see_the_guess_flag_it_and_see_the_confirmation(page_url, browser):
     url, services = page_url
     saved = services.store.counts().total + 1  # the other test may have saved one first

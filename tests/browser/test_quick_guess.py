@@ -2,20 +2,9 @@
 editor's drawing, and the pen-up held from the editor until the guess is painted (outwit/ui/assets/page.js)."""
 import json
 
-import pytest
-
-from outwit.config import Config
 from outwit.sim.browser import draw
 from outwit.ui import scripts
 from tests.pages import LAPTOP, opened, wait_for_guess
-from tests.running_app import running_app
-
-
-@pytest.fixture(scope="module")
-def page_url(tmp_path_factory):
-    root = tmp_path_factory.mktemp("quick-guess")
-    with running_app(Config(data_dir=root / "data", mnist_data="sample")) as served_app:
-        yield served_app
 
 
 def test_the_guess_comes_from_the_strokes_before_the_editor_uploads_anything(page_url, browser):
