@@ -192,27 +192,6 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    try:
-        if args.command == "pretrain":
-            if args.dry_run:
-                args.max_steps = 1
-            result = pretrain(args)
-        elif args.command == "attack":
-            result = attack_command(args)
-        elif args.command in ("simulate", "make-pool"):
-            result = (simulate_command if args.command == "simulate" else make_pool_command)(args)
-        else:
-            result = evaluate_command(args)
-    except (OSError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(result))
-    return 0
-
-
 def simulation_commands(commands) -> None:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     s = commands.add_parser("simulate", help="run DADC with simulated visitors drawing from a pool of images",
@@ -266,3 +245,24 @@ def simulate_command(args: argparse.Namespace) -> dict:
     return {"rounds": [asdict(r) for r in results], "pool_ran_out": len(results) - 1 < args.rounds,
             "seconds": round(seconds, 1), "csv": str(csv_path),
             "plot": str(png_path), "pool": str(args.pool), "pool_images": len(items), "mnist": mnist_name}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    try:
+        if args.command == "pretrain":
+            if args.dry_run:
+                args.max_steps = 1
+            result = pretrain(args)
+        elif args.command == "attack":
+            result = attack_command(args)
+        elif args.command in ("simulate", "make-pool"):
+            result = (simulate_command if args.command == "simulate" else make_pool_command)(args)
+        else:
+            result = evaluate_command(args)
+    except (OSError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0

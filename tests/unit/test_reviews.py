@@ -1,4 +1,5 @@
 """Validation votes, retraction and reports, as Dynabench runs them; the rounds table, leaderboard and round zips."""
+import contextlib
 import io
 import json
 import zipfile
@@ -194,3 +195,37 @@ def test_a_round_zip_is_an_imagefolder_with_each_examples_standing(store, tmp_pa
     assert standing[rows[0]["id"]] == "retracted" and standing[rows[1]["id"]] == "validated"
     empty = zipfile.ZipFile(io.BytesIO(round_zip(store, reviews, 7)))
     assert empty.namelist() == ["round-0007/README.txt"]
+
+
+@pytest.mark.parametrize("required", [0, 2])
+def test_counts_are_kept_as_events_come_and_agree_with_a_recount(store, tmp_path, monkeypatch, required):
+    """Every open page asks for the counts every few seconds: they must not walk every example each time."""
+    rows = [add(store, label=d % 10, session=f"author-{d % 3}") for d in range(9)]
+    reviews = Reviews(tmp_path / "reviews", store, required=required)
+
+    def recount(r: Reviews) -> dict:
+        tally = dict.fromkeys(["validated", "pending", "rejected", "retracted", "hidden"], 0)
+        for row in store.rows():
+            tally[r.status(row)] += 1
+        return tally
+
+    events = [lambda: reviews.vote(rows[0]["id"], "correct", session="v1"),
+              lambda: reviews.vote(rows[0]["id"], "correct", session="v2"),
+              lambda: reviews.vote(rows[1]["id"], "incorrect", session="v1", digit=(rows[1]["label"] + 1) % 10),
+              lambda: reviews.vote(rows[1]["id"], "incorrect", session="v2", digit=(rows[1]["label"] + 2) % 10),
+              lambda: reviews.vote(rows[2]["id"], "unclear", session="v1"),
+              lambda: reviews.retract(rows[3]["id"], session="author-0"),
+              lambda: reviews.report(rows[4]["id"], "not a digit", session="v3"),
+              lambda: reviews.hide(rows[4]["id"], reason="not a digit"),
+              lambda: reviews.hide(rows[0]["id"]),
+              lambda: add(store, label=5)]  # a new example, no events yet
+    for event in events:
+        with contextlib.suppress(ReviewError):  # with required=0 the first vote decides: a second is refused
+            event()
+        expected = recount(reviews)
+        with monkeypatch.context() as m:
+            m.setattr(store, "rows", lambda *a: pytest.fail("counts() read every example"))
+            assert reviews.counts() == expected
+    assert reviews.counts()["hidden"] == 2 and reviews.counts()["retracted"] == 1
+    assert Reviews(tmp_path / "reviews", store, required=required).counts() == reviews.counts()  # read back
+    assert reviews.validated_ever() == 1  # rows[0], hidden since: it still counted towards a round
