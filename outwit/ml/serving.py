@@ -130,8 +130,9 @@ class Predictor:
         if self._calibration is None:
             self._settled.set()
         else:
-            # not a daemon: one stopped by the exit in the middle of torch code aborts the process (a build: ~0.5 s)
-            threading.Thread(target=self._build_int8, args=(model,), name="int8-copy").start()
+            # Not a daemon: one stopped by the exit in the middle of torch code aborts the process (a build: ~0.5 s).
+            # Said outright: a thread started by a daemon (the retrain worker, after a round) is one by default.
+            threading.Thread(target=self._build_int8, args=(model,), name="int8-copy", daemon=False).start()
 
     def _build_int8(self, model: nn.Module) -> None:
         with self._lock:

@@ -121,13 +121,19 @@ def test_close_calls_are_answered_by_the_float_model(base, calibration):
     assert 0 < close.mean() < 0.3
 
 
-def test_a_process_that_exits_while_a_copy_is_being_built_exits_cleanly():
-    """The builder is not a daemon thread: stopped at exit in the middle of torch code, the process aborted."""
-    script = ("from outwit.ml import checkpoints, data; from outwit.ml.serving import Predictor\n"
+@pytest.mark.parametrize("swapped_by", ["the main thread", "a daemon thread"])
+def test_a_process_that_exits_while_a_copy_is_being_built_exits_cleanly(swapped_by):
+    """The builder is not a daemon thread: stopped at exit in the middle of torch code, the process aborted. The
+    retrain worker, a daemon, swaps in each promoted round: a thread it starts is a daemon unless told otherwise."""
+    swap = ("predictor.swap(model)\n" if swapped_by == "the main thread" else
+            "worker = threading.Thread(target=predictor.swap, args=(model,), daemon=True)\n"
+            "worker.start(); worker.join()\n")
+    script = ("import threading\n"
+              "from outwit.ml import checkpoints, data; from outwit.ml.serving import Predictor\n"
               "from outwit.services import calibration_images\n"
               f"model = checkpoints.load({str(BASE)!r})[0]\n"
               "predictor = Predictor(model, calibration=calibration_images(data.load_sample('train')))\n"
-              "predictor.swap(model)\n")  # and exit at once
+              + swap)  # and exit at once, the copy still being built
     done = subprocess.run([sys.executable, "-c", script], cwd=BASE.parent.parent, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and "terminate called" not in done.stderr, done.stderr[-2000:]
