@@ -18,7 +18,8 @@ from outwit.ui.page import build_demo, launch
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    for client in ("httpx", "httpx2"):  # the Hub client's: one line per request otherwise
+        logging.getLogger(client).setLevel(logging.WARNING)
     config = Config.from_env()
     torch.set_num_threads(1)  # one image per request is fastest on one core; a round trains beside it
     services = start_services(config)
@@ -26,7 +27,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stopping Space: run the `finally` below
     try:
         launch(demo, config)
-    finally:  # Ctrl+C or the platform stopping the app: the last examples and rounds go up first
+    finally:  # Ctrl+C or the platform stopping the app (then wiping its disk): the last examples go up first
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stop short
+        demo.close()  # no new requests; those under way finish
         services.stop()
 
 

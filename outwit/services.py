@@ -57,6 +57,9 @@ class Services:
                          models=self.publisher.status() if self.publisher else None, serving=self.predictor.serving)
 
     def stop(self) -> None:
+        """In the order that loses nothing: no more saves (those under way finish), the round under way finishes
+        (and its model is published), then the last examples and rounds are pushed to the Hub."""
+        self.collector.close()
         self.worker.stop()
         if self.publisher:
             self.publisher.stop()

@@ -4,6 +4,7 @@ repo creation, README validation, preupload, the NDJSON commit, repo info, tree 
 
 Every file is stored in memory per repo; each commit is logged with the paths it added, so tests can check that
 nothing was sent twice. `fail_next(n, status)` makes the next n requests answer with an error (503, 429, ...);
+`slow_commits(seconds)` makes each commit take that long, and `commit_started[kind]` is set when one arrives;
 `stop()`/`start()` take it off the network and back on the same port. It records every Authorization header.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlparse
 
@@ -50,6 +52,8 @@ class FakeHub:
         self.port = port
         self._server: ThreadingHTTPServer | None = None
         self.down = False
+        self.commit_delay = 0.0
+        self.commit_started = {"models": threading.Event(), "datasets": threading.Event()}
 
     # ------------------------------------------------------------------ control
     def start(self) -> "FakeHub":
@@ -75,6 +79,10 @@ class FakeHub:
     def fail_next(self, count: int, status: int = 503) -> None:
         with self._lock:
             self._failures.extend([status] * count)
+
+    def slow_commits(self, seconds: float) -> None:
+        """Each commit from now on takes `seconds` before it lands: a slow Hub, to stop an app mid-push."""
+        self.commit_delay = seconds
 
     def repo(self, repo_id: str, kind: str = "datasets") -> Repo:
         return self.repos[(kind, repo_id)]
@@ -135,6 +143,8 @@ class FakeHub:
                     return self._reply(200, {"files": [{"path": f["path"], "uploadMode": "regular",
                                                         "shouldIgnore": False} for f in files]})
                 if match["op"] == "commit":
+                    hub.commit_started[match["kind"]].set()
+                    time.sleep(hub.commit_delay)
                     prefix = "" if match["kind"] == "models" else match["kind"] + "/"
                     return self._commit(repo, f"{hub.endpoint}/{prefix}{match['repo']}", self._body())
                 self._reply(404, {"error": "not found"})

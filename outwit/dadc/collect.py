@@ -7,6 +7,7 @@ model error rate), and wakes the worker, which decides whether a round is due.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,10 @@ from outwit.ml.serving import Predictor
 
 class NotFooled(ValueError):
     """The serving model already reads the drawing as the digit it is: there is nothing to learn from it."""
+
+
+class Stopping(ValueError):
+    """The app is stopping: the example was not saved."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,16 @@ class Collector:
 
     def __init__(self, *, store: AdversarialStore, worker: RetrainWorker, predictor: Predictor):
         self.store, self.worker, self.predictor = store, worker, predictor
+        self._saves = threading.Condition()  # guards the two below
+        self._under_way = 0
+        self._closed = False
+
+    def close(self, timeout: float = 30) -> bool:
+        """Refuse saves from now on and wait for those under way: after it the store takes no more examples, so a
+        last push carries every one that was saved. False if some were still under way after `timeout` s."""
+        with self._saves:
+            self._closed = True
+            return self._saves.wait_for(lambda: self._under_way == 0, timeout)
 
     def judge(self, drawing: Any) -> Judgement:
         """The serving model's reading. Raises EmptyDrawingError (no digit) or ValueError (not an image)."""
@@ -92,7 +107,20 @@ class Collector:
         self.worker.record_attempt(fooled=False)
 
     def save(self, example: Fooling) -> Saved:
-        """Write one example; raises ValueError (a bad label or name, the session at its limit) with nothing written."""
+        """Write one example; raises ValueError (a bad label or name, the session at its limit, the app stopping)
+        with nothing written."""
+        with self._saves:
+            if self._closed:
+                raise Stopping("The app is stopping: nothing was saved. Try again in a minute, when it is back.")
+            self._under_way += 1
+        try:
+            return self._save(example)
+        finally:
+            with self._saves:
+                self._under_way -= 1
+                self._saves.notify_all()
+
+    def _save(self, example: Fooling) -> Saved:
         fields = {"label": example.label, "guess": example.guess, "confidence": example.confidence,
                "model_round": example.model_round, "session": example.session, "user": example.user}
         if example.source == DRAWN:

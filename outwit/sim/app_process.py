@@ -54,14 +54,16 @@ class AppProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(30)
 
-    def stop(self) -> None:
-        """SIGTERM, as a stopping Space does: the app runs its `finally` (final pushes) and exits."""
+    def stop(self, timeout: float = 60) -> int | None:
+        """SIGTERM, as a stopping Space does: the app runs its `finally` (final pushes) and exits; SIGKILL after
+        `timeout` s. Returns the exit code (negative: the signal that ended it), None if it never started."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(60)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+        return self.process.returncode if self.process else None
 
     def __enter__(self) -> "AppProcess":
         return self.start()

@@ -9,7 +9,6 @@ import threading
 import time
 from collections import Counter
 
-import pytest
 from gradio_client import Client
 from PIL import Image
 
@@ -17,9 +16,8 @@ from model import build_model
 from outwit.dadc.history import History, RoundRecord, load_serving
 from outwit.ml import checkpoints
 from outwit.ml.metrics import Metrics
-from outwit.ml.serving import Predictor
 from outwit.sim.app_process import REPO, AppProcess
-from outwit.sim.drawings import client_payload, draw_sketch, fooling_examples
+from outwit.sim.drawings import client_payload, draw_sketch
 
 
 def rows_on_disk(data_dir) -> list[dict]:
@@ -52,14 +50,6 @@ def flag_until(url: str, payloads: list, stop: threading.Event, acked: list, err
             errors.append(err)
             return
         acked.append(example_id)
-
-
-@pytest.fixture(scope="module")
-def fooling_payloads(tmp_path_factory):
-    base, _ = checkpoints.load(REPO / "models/base.safetensors")
-    folder = tmp_path_factory.mktemp("drawings")
-    examples = fooling_examples(Predictor(base).predict, 6)
-    return [(client_payload(drawing, folder / str(i)), digit) for i, (drawing, digit, _) in enumerate(examples)]
 
 
 def test_a_kill_mid_flag_loses_no_acknowledged_flag(tmp_path, fooling_payloads):
