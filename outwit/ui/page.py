@@ -60,8 +60,12 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, config: Config, **options):
-    """Queue and serve the page as `python app.py` does; tests pass `server_port=None, prevent_thread_lock=True`."""
+    """Queue and serve the page as `python app.py` does; tests pass `server_port=None, prevent_thread_lock=True`.
+
+    No `allowed_paths`: nothing of the data folder is served as it is (its rows hold session hashes and names, the
+    checkpoints are the Hub's to publish); a drawing the page shows goes out as Gradio's own copy of it. No run
+    history: Gradio would keep each event's inputs in the visitor's browser, the admin password among them."""
     options = {"server_name": config.host, "server_port": config.port, "max_file_size": MAX_UPLOAD,
-               "allowed_paths": [str(config.data_dir)], "head": scripts.head(), "css_paths": [scripts.PAGE_CSS],
+               "head": scripts.head(), "css_paths": [scripts.PAGE_CSS], "run_history": False,
                "app_kwargs": {"middleware": [Middleware(BodyLimit, max_bytes=MAX_REQUEST)]}, **options}
     return demo.queue(default_concurrency_limit=8).launch(**options)
