@@ -1,5 +1,7 @@
 """The one saving path (`outwit.dadc.collect`): what every way of saving a fooling example goes through, and Gradio's
 flag callback over it (`flagging.py`)."""
+import threading
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from PIL import Image
 
 from flagging import OutwitFlagger
 from outwit.config import Config
-from outwit.dadc.collect import Fooling, NotFooled
+from outwit.dadc.collect import Collector, Fooling, NotFooled, Stopping
 from outwit.ml.preprocess import EmptyDrawingError
 from outwit.services import start_services
 from outwit.sim.drawings import draw_sketch, fooling_examples
@@ -121,3 +123,31 @@ def test_the_flag_callback_refuses_what_is_no_fooling_example_and_saves_nothing(
     with pytest.raises(ValueError, match=message):
         flagger.flag([value], flag_option=option)
     assert services.store.counts().total == total
+
+
+def test_a_closed_collector_refuses_saves_after_those_under_way_finish(services, fooling, monkeypatch):
+    """What a stopping app does before its last push: no save may land after the push has looked."""
+    collector = Collector(store=services.store, worker=services.worker, predictor=services.predictor)
+    drawing, digit, _ = fooling[0]
+    example = collector.fooling(drawing, digit)
+    writing, release = threading.Event(), threading.Event()
+    add = services.store.add
+
+    def slow_add(*args, **kwargs):
+        writing.set()
+        release.wait(30)
+        return add(*args, **kwargs)
+
+    monkeypatch.setattr(services.store, "add", slow_add)
+    saved = []
+    under_way = threading.Thread(target=lambda: saved.append(collector.save(example)))
+    under_way.start()
+    assert writing.wait(30)
+    assert not collector.close(timeout=0.2)  # one is under way: close waits for it
+    total = services.store.counts().total
+    with pytest.raises(Stopping, match="stopping"):
+        collector.save(example)
+    release.set()
+    under_way.join(30)
+    assert collector.close(timeout=30) and saved and services.store.row(saved[0].row["id"])
+    assert services.store.counts().total == total + 1  # the one under way, and no other
