@@ -5,5 +5,6 @@
     hub/                the Hugging Face Hub: dataset sync and restore, model publishing, cards
     dadc/               the collection loop: the store, who a visitor is, reviews, rounds, the worker, standings
     ml/                 torch only: data, preprocessing, training, serving, attacks, robustness
-    config.py, storage.py   configuration from the environment; atomic files and append-only JSON lines
+    config.py, storage.py, text.py   configuration from the environment; atomic files and append-only JSON
+                        lines; how a message quotes what a person sent
 """

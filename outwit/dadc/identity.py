@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+from outwit.text import quoted
+
 MAX_USER_NAME = 40
 
 
@@ -17,7 +19,7 @@ def user_name(user: str | None) -> str:
         return ""
     name = " ".join(str(user).split())
     if len(name) > MAX_USER_NAME or not name.isprintable():
-        raise ValueError(f"user={user!r} must be at most {MAX_USER_NAME} printable characters")
+        raise ValueError(f"user={quoted(user)} must be at most {MAX_USER_NAME} printable characters")
     return name
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from outwit.dadc.identity import hash_session, is_own, user_name, voter_keys, voter_keys_hashed
 from outwit.dadc.store import AdversarialStore
 from outwit.storage import append_jsonl, read_jsonl, utc_now
+from outwit.text import quoted
 
 VERDICTS = ("correct", "incorrect", "unclear")
 REPORT_REASONS = ("not a digit", "obscene or offensive", "something else")
@@ -153,7 +154,7 @@ class Reviews:
         row = self._example(example_id)
         user = user_name(user)  # a display name is checked as when it is saved with an example
         if verdict not in VERDICTS:
-            raise ReviewError(f"verdict={verdict!r} must be one of {', '.join(VERDICTS)}")
+            raise ReviewError(f"verdict={quoted(verdict)} must be one of {', '.join(VERDICTS)}")
         me = voter_keys(session, user)
         if not me:
             raise ReviewError("A vote needs a session: open the page to vote")
@@ -161,7 +162,7 @@ class Reviews:
             raise ReviewError("You flagged this example: somebody else has to validate it")
         if verdict == "incorrect":
             if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit <= 9:
-                raise ReviewError(f"Say which digit it really is (0–9), not {digit!r}")
+                raise ReviewError(f"Say which digit it really is (0–9), not {quoted(digit)}")
             if digit == row["label"]:
                 raise ReviewError(f"It is labelled {digit}: pick another digit, or answer 'correct'")
         else:
@@ -187,7 +188,7 @@ class Reviews:
         row = self._example(example_id)
         user = user_name(user)
         if reason not in REPORT_REASONS:
-            raise ReviewError(f"reason={reason!r} must be one of: {', '.join(REPORT_REASONS)}")
+            raise ReviewError(f"reason={quoted(reason)} must be one of: {', '.join(REPORT_REASONS)}")
         return self._append(row, "report", session, user, reason=reason)
 
     def hide(self, example_id: str, *, reason: str = "") -> Standing:
@@ -201,7 +202,7 @@ class Reviews:
     def _example(self, example_id: str) -> dict:
         row = self.store.row(str(example_id)) if example_id else None
         if row is None:
-            raise ReviewError(f"There is no example {example_id!r}")
+            raise ReviewError(f"There is no example {quoted(example_id)}")
         return row
 
     def _append(self, row: dict, kind: str, session: str | None, user: str | None, **fields) -> Standing:

@@ -33,6 +33,7 @@ from PIL import Image
 from outwit.dadc.identity import hash_session, user_name
 from outwit.ml.preprocess import ink_image, preprocess
 from outwit.storage import append_jsonl, atomic_write, read_jsonl, utc_now
+from outwit.text import quoted
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "test")
@@ -180,7 +181,7 @@ class AdversarialStore:
 
 def _check_label(label: Any) -> None:
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= int(label) <= 9:
-        raise ValueError(f"label={label!r} must be a digit 0-9")
+        raise ValueError(f"label={quoted(label)} must be a digit 0-9")
 
 
 def _input_image(model_input: torch.Tensor) -> Image.Image:

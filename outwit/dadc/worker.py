@@ -22,6 +22,7 @@ from outwit.ml.metrics import ADVERSARIAL, MNIST, ROBUST, Metrics
 from outwit.ml.serving import Predictor
 from outwit.ml.tuning import TrunkCache, warm_up
 from outwit.storage import utc_now
+from outwit.text import quoted
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class RetrainWorker:
         earlier = next((r for r in self.history.records if r.round == to_round and r.served), None)
         if earlier is None:
             choices = sorted({r.round for r in self.history.records if r.served})
-            raise ValueError(f"Round {to_round!r} has no model to roll back to; these do: {choices}")
+            raise ValueError(f"Round {quoted(to_round)} has no model to roll back to; these do: {choices}")
         if not self._busy.acquire(blocking=False):
             raise ValueError("A round is running: roll back when it has finished")
         try:

@@ -2,8 +2,8 @@
 who the visitor is, and the visitor's errors."""
 from __future__ import annotations
 
+import html
 import io
-import reprlib
 import threading
 import warnings
 from collections import OrderedDict
@@ -13,6 +13,7 @@ import PIL.Image
 from gradio.data_classes import FileData
 
 from outwit.ml.preprocess import check_side
+from outwit.text import quoted
 
 CANVAS = 280  # px; with BRUSH_RADIUS a digit drawn over most of the canvas gets MNIST-like strokes
 BRUSH_RADIUS = 9
@@ -26,9 +27,11 @@ def label_value(probs) -> dict[str, float]:
 def user_error(message: str) -> gr.Error:
     """The visitor's mistake: shown to them, nothing changed, no traceback in the server log.
 
-    Shown only by a queued event: Gradio 6.31's page drops the toast of an event with `queue=False` (its client
-    reports that error without `visible`). So every event that can refuse what a person did is queued."""
-    return gr.Error(message, print_exception=False)
+    Gradio renders an error's message as HTML: a message quoting what someone typed (`<img src=x>` as an id) would
+    show their markup, so it is escaped and shows as text. Shown only by a queued event: Gradio 6.31's page drops the
+    toast of an event with `queue=False` (its client reports that error without `visible`). So every event that can
+    refuse what a person did is queued."""
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
 
 
 def unreadable(reason: object) -> gr.Error:
@@ -126,7 +129,7 @@ class DigitRadio(gr.Radio):
         try:
             return super().preprocess(payload)
         except gr.Error:
-            raise user_error(f"Pick a digit from 0 to 9, not {reprlib.repr(payload)}") from None
+            raise user_error(f"Pick a digit from 0 to 9, not {quoted(payload)}") from None
 
 
 def digit_choice(elem_id: str, label: str = "The digit you drew", **kwargs) -> DigitRadio:

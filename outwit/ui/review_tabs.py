@@ -10,6 +10,7 @@ import gradio as gr
 from outwit.dadc.reviews import REPORT_REASONS, ReviewError
 from outwit.dadc.standings import LEADERBOARD_COLUMNS, ROUND_COLUMNS, leaderboard, round_zip, rounds_table
 from outwit.services import Services
+from outwit.text import quoted
 from outwit.ui.components import digit_choice, user_error, visitor
 
 NOTHING_TO_VALIDATE = "Nothing to validate right now: every example is decided, yours, or already voted on by you."
@@ -107,13 +108,17 @@ def rounds_tab(services: Services) -> gr.Tab:
         served = sorted({r.round for r in worker.history.records if r.served}, reverse=True)
         return gr.update(choices=served or [0], value=served[0] if served else 0)
 
-    def download(model_round: int | None) -> str:
+    def download(model_round: int | str | None) -> str:
         """The examples that fooled one round's model, as a zip of an imagefolder data set."""
-        if model_round is None or not isinstance(model_round, (int, float)) or model_round < 0:
-            raise user_error("Pick a round")
+        served = sorted({r.round for r in worker.history.records if r.served})
+        number = _whole_number(model_round)
+        if number is None:
+            raise user_error(f"Pick a round: a whole number, not {quoted(model_round)}")
+        if number not in served:
+            raise user_error(f"Round {number} has no model that served, so nothing fooled it; these do: {served}")
         folder = Path(tempfile.mkdtemp(prefix="outwit-round-"))
-        path = folder / f"outwit-round-{int(model_round):04d}.zip"
-        path.write_bytes(round_zip(store, reviews, int(model_round)))
+        path = folder / f"outwit-round-{number:04d}.zip"
+        path.write_bytes(round_zip(store, reviews, number))
         return str(path)
 
     with gr.Tab("Rounds", id="rounds", elem_id="rounds-tab") as tab:
@@ -122,7 +127,8 @@ def rounds_tab(services: Services) -> gr.Tab:
                     "labelled digit; *retracted*: taken back by their author (both of the fooling drawings).")
         rounds = gr.Dataframe(headers=ROUND_COLUMNS, interactive=False, elem_id="rounds-table", wrap=True)
         with gr.Row():
-            which = gr.Dropdown(choices=[0], value=0, label="Round", elem_id="round-pick", scale=1)
+            which = gr.Dropdown(choices=[0], value=0, label="Round", elem_id="round-pick", scale=1,
+                                allow_custom_value=True)  # the page's choices follow the rounds; the API names any
             make_zip = gr.Button("Download its examples (zip)", elem_id="round-download", scale=1)
             archive = gr.File(label="Examples that fooled that round's model", elem_id="round-zip", scale=2)
         gr.Markdown("### Leaderboard\nPeople who gave a display name, by fooling drawings that others validated.")
@@ -131,3 +137,14 @@ def rounds_tab(services: Services) -> gr.Tab:
         round_choices, None, which, api_visibility="private", queue=False)
     make_zip.click(download, which, archive, api_name="round_examples")
     return tab
+
+
+def _whole_number(value) -> int | None:
+    """A round as the page or an API client names it: 3, 3.0 or "3"; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, (int, float)) and value >= 0 and float(value).is_integer():
+        return int(value)
+    return None

@@ -1,5 +1,6 @@
 """End to end through the page's API with gradio_client: predict, flag, wait for the round, read /status."""
 import time
+import zipfile
 from collections import Counter
 from dataclasses import replace
 
@@ -82,6 +83,13 @@ def test_ten_fooling_flags_make_a_round_that_status_reports(served, tmp_path):
                                   "per_digit": {str(d): drawn[str(d)] for d in range(10)}}
     assert status["until_next_round"] == 10 and not status["training"]
     assert (config.data_dir / "rounds" / services.store.shard / "round-0001.safetensors").exists()
+    # Each round's examples over the API (the page's round picker is refreshed by the page; a client names one)
+    fooled_base = zipfile.ZipFile(client.predict(0, api_name="/round_examples")).namelist()
+    assert len([name for name in fooled_base if "/images/" in name]) == 10
+    assert zipfile.ZipFile(client.predict(1, api_name="/round_examples")).namelist() == ["round-0001/README.txt"]
+    for bad, message in ((7, "Round 7 has no model that served"), ("abc", "a whole number, not 'abc'")):
+        with pytest.raises(AppError, match=message):
+            client.predict(bad, api_name="/round_examples")
 
 
 def test_a_restarted_app_resumes_its_round_history_and_counts(tmp_path):
@@ -200,3 +208,4 @@ def test_the_accuracy_plot_has_one_tick_per_round_in_round_order(served):
     rounds = [str(r) for r in range(12) if r != 3]  # a rejected round never served
     assert list(accuracy["value"]["round"]) == rounds  # one row per round: MNIST alone measured here
     assert accuracy["sort"] == rounds
+

@@ -11,7 +11,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from outwit.config import Config
-from outwit.sim.drawings import client_payload, draw_sketch, sketchpad_value
+from outwit.sim.drawings import client_payload, draw_sketch, fooling_examples, sketchpad_value
 from outwit.ui.page import MAX_REQUEST
 from tests.running_app import running_app
 
@@ -146,3 +146,21 @@ def test_an_oversized_request_is_refused_before_it_is_read(served, unchanged, tm
     huge_label = {"data": [None, "7" * (MAX_REQUEST + 1), "", False]}
     response = httpx.post(url + "gradio_api/call/flag", json=huge_label)
     assert response.status_code == 413 and "too large" in response.json()["detail"]
+
+
+def test_a_refusal_quotes_a_few_dozen_characters_of_what_was_sent_and_no_markup(served, unchanged, tmp_path):
+    url, services, _ = served
+    client = Client(url, verbose=False)
+    (drawing, digit, _), = fooling_examples(services.predictor.predict, 1)
+    huge = "x" * 100_000
+    calls = [((huge,), "/retract"), ((huge, None, ""), "/vote_correct"), ((huge, "not a digit"), "/report"),
+             ((client_payload(drawing, tmp_path), digit, "n" * 10_000, False), "/flag"),
+             ((huge, 3, ""), "/vote_incorrect")]
+    for args, endpoint in calls:
+        with pytest.raises(AppError) as refused:
+            client.predict(*args, api_name=endpoint)
+        message = str(refused.value)
+        assert len(message) < 300 and "x" * 50 not in message and "n" * 50 not in message, (endpoint, message)
+    with pytest.raises(AppError) as refused:  # shown in a toast, which renders HTML: it must read as text
+        client.predict("<img src=x onerror=alert(1)>", api_name="/retract")
+    assert "&lt;img src=x" in str(refused.value) and "<img" not in str(refused.value)

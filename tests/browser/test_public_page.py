@@ -1,5 +1,6 @@
-"""The Admin tab in a real browser: its actions work, and the password is never left in the browser's storage (Gradio
-keeps each event's inputs in `localStorage` while its run history is on)."""
+"""What a public page keeps to itself, in a real browser: the admin password is never left in the browser's storage
+(Gradio keeps each event's inputs in `localStorage` while its run history is on), and what a visitor types comes back
+in a refusal as text, never as markup."""
 import pytest
 
 from outwit.config import Config, Secret
@@ -29,4 +30,17 @@ def test_after_admin_actions_the_browser_keeps_nothing_of_the_password(admin_url
     kept = page.evaluate("""() => JSON.stringify({
         local: Object.entries(localStorage), session: Object.entries(sessionStorage), cookies: document.cookie})""")
     assert PASSWORD not in kept and "horse battery" not in kept
+    page.close()
+
+
+def test_markup_typed_by_a_visitor_comes_back_as_text_in_the_refusal(admin_url, browser):
+    page = new_page(browser, admin_url)
+    typed = '<img src=x id=injected onerror="window.injected = 1">'
+    page.locator("#mine input").fill(typed)  # an id of one's own to retract: the box takes any text
+    page.locator("#mine input").press("Enter")
+    page.locator("#retract").click()
+    toast = page.get_by_test_id("toast-body").first
+    toast.wait_for(timeout=30_000)
+    assert "<img src=x id=inj" in toast.inner_text()  # shown as the visitor typed it (its first 40 characters)
+    assert page.locator("#injected").count() == 0 and not page.evaluate("window.injected")
     page.close()
