@@ -1,7 +1,7 @@
 """The Admin tab: start a round now, roll back to an earlier round, hide an example.
 
 It exists only when ADMIN_PASSWORD is set (no tab, no endpoints otherwise), and every action checks the password
-it is sent, in constant time, before it does anything.
+it is sent, in constant time, before it does anything. Wrong passwords put a brake on guessing (brake.py).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import gradio as gr
 from outwit.config import Secret
 from outwit.dadc.reviews import ReviewError
 from outwit.services import Services
+from outwit.ui.brake import Brake, in_words
 from outwit.ui.components import user_error
 
 log = logging.getLogger(__name__)
@@ -25,25 +26,33 @@ def password_matches(expected: Secret, given: str | None) -> bool:
     return hmac.compare_digest(digest(expected.reveal()), digest(str(given or "")))
 
 
-def make_handlers(services: Services, password: Secret):
+def make_handlers(services: Services, password: Secret, brake: Brake | None = None):
     worker, reviews = services.worker, services.reviews
+    brake = brake or Brake()
 
-    def check(given: str | None, action: str) -> None:
+    def check(given: str | None, request: gr.Request | None) -> None:
+        client = request.client.host if request is not None and request.client else "an API call"
+        wait, everyone = brake.wait(client)
+        if wait:
+            whose = "lately: admin actions are paused" if everyone else "from here: try again"
+            raise user_error(f"Too many wrong admin passwords {whose} in {in_words(wait)}. Nothing was done.")
         if not password_matches(password, given):
-            log.warning("admin action refused (wrong password): %s", action)
+            if note := brake.failed(client):
+                log.warning("admin actions: %s", note)
             raise user_error("Wrong admin password: nothing was done")
+        brake.succeeded(client)
 
-    def start_round(given: str | None) -> str:
+    def start_round(given: str | None, request: gr.Request | None = None) -> str:
         """Start a retrain round now, however few examples came in since the last one."""
-        check(given, "start a round")
+        check(given, request)
         if worker.status().training:
             return "A round is already running."
         worker.request_round()
         return "A round starts now; the panel shows it when it lands."
 
-    def roll_back(given: str | None, to_round: float | None) -> str:
+    def roll_back(given: str | None, to_round: float | None, request: gr.Request | None = None) -> str:
         """Serve again the model of an earlier round (0: the base model)."""
-        check(given, "roll back")
+        check(given, request)
         if to_round is None or float(to_round) != int(to_round):
             raise user_error("Say which round to roll back to (a whole number)")
         try:
@@ -52,9 +61,10 @@ def make_handlers(services: Services, password: Secret):
             raise user_error(str(err)) from None
         return f"Rolled back: round {record.round} serves the model of round {int(to_round)}."
 
-    def hide(given: str | None, example_id: str | None, reason: str | None = "") -> str:
+    def hide(given: str | None, example_id: str | None, reason: str | None = "",
+             request: gr.Request | None = None) -> str:
         """Hide an example from everyone, and from training and testing; it stays in the log, marked."""
-        check(given, "hide an example")
+        check(given, request)
         try:
             reviews.hide((example_id or "").strip(), reason=reason or "")
         except ReviewError as err:

@@ -1,4 +1,7 @@
-"""Admin actions behind ADMIN_PASSWORD, and the per-session flag limit."""
+"""Admin actions behind ADMIN_PASSWORD, a brake on guessing it, and the per-session flag limit."""
+import logging
+import time
+
 import httpx
 import pytest
 import torch
@@ -56,6 +59,28 @@ def test_a_wrong_password_does_nothing(admin_app, tmp_path):
     assert len(services.worker.history.records) == records and len(services.reviews.events()) == events
     assert services.reviews.status(services.store.row(example_id)) == "validated"
 
+
+
+def test_guessing_the_password_is_braked_and_logged_once_per_burst(tmp_path, caplog):
+    config = Config(data_dir=tmp_path / "data", mnist_data="sample", admin_password=Secret(PASSWORD), robust_eps=0)
+    with running_app(config) as (url, _), caplog.at_level(logging.WARNING, logger="outwit.ui.admin_tab"):
+        client = Client(url, verbose=False)
+
+        def start_round(password: str) -> str:
+            try:
+                return client.predict(password, api_name="/admin_start_round")
+            except AppError as refused:
+                return str(refused)
+
+        assert [start_round(f"guess {i}") for i in range(6)] == ["Wrong admin password: nothing was done"] * 6
+        braked = "Too many wrong admin passwords from here: try again in 1 s. Nothing was done."
+        assert start_round("guess 7") == braked and start_round(PASSWORD) == braked  # not even checked meanwhile
+        assert len([r for r in caplog.records if r.getMessage().startswith("admin actions")]) == 2  # not one each
+        for _ in range(100):  # once the wait is over the right password works again
+            if (reply := start_round(PASSWORD)) != braked:
+                break
+            time.sleep(0.05)
+        assert reply.startswith(("A round starts now", "A round is already running"))
 
 def test_an_admin_hides_an_example_starts_a_round_and_rolls_back(admin_app, tmp_path):
     url, services, _ = admin_app
