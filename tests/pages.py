@@ -5,11 +5,29 @@ LAPTOP = {"width": 1280, "height": 1100}
 
 
 def opened(page, url: str):
-    """`page` at the app, loaded and settled as a person would see it."""
+    """`page` at the app, loaded and ready to draw on, as a person would see it; its canvas clears are counted."""
     page.goto(url)
     page.wait_for_selector("#sketchpad canvas", timeout=60_000)
-    page.wait_for_timeout(1000)
+    page.evaluate("""() => { window.clears = 0; document.addEventListener('click', (event) => {
+        if (event.target.closest?.('button[aria-label="Clear canvas"]')) window.clears += 1; }, true); }""")
+    wait_for_brush(page)
     return page
+
+
+def ready_again(page, canvas: str = "sketchpad") -> None:
+    """After a save: until the page has cleared the canvas (once more than last asked) and the brush is back."""
+    page.wait_for_function("window.clears > (window.clearsSeen || 0)", timeout=60_000)
+    page.evaluate("window.clearsSeen = window.clears")
+    wait_for_brush(page, canvas)
+
+
+def wait_for_brush(page, canvas: str = "sketchpad") -> None:
+    """Until the canvas's brush is picked (the editor highlights its button) and the editor asks for no tool."""
+    page.wait_for_function("""(id) => {
+        const brush = document.querySelector(`#${id} button[aria-label="Brush"]`);
+        return brush && brush.classList.contains('highlight')
+            && !document.querySelector(`#${id}`).textContent.includes('select the draw tool');
+    }""", arg=canvas, timeout=60_000)
 
 
 def new_page(browser, url: str, **options):

@@ -6,6 +6,7 @@ import pytest
 
 from outwit.config import Config
 from outwit.sim.browser import draw
+from tests.pages import opened, ready_again
 from tests.paths import ARTIFACTS
 from tests.running_app import running_app
 
@@ -18,11 +19,7 @@ def served(tmp_path_factory):
 
 
 def open_page(browser, url):
-    page = browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
-    page.goto(url)
-    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
-    page.wait_for_timeout(1000)
-    return page
+    return opened(browser.new_context(viewport={"width": 1280, "height": 1100}).new_page(), url)
 
 
 def save_drawing(page, digit: int, label: int) -> None:
@@ -31,7 +28,7 @@ def save_drawing(page, digit: int, label: int) -> None:
     page.locator(f'#digit [data-testid="{label}-radio-label"]').click()
     page.locator("#save").click()
     page.locator("#flag-message").get_by_text(f"you drew {label}").wait_for(timeout=30_000)
-    page.wait_for_timeout(1500)  # the canvas clears and the brush comes back
+    ready_again(page)
 
 
 def test_save_retract_validate_and_see_the_rounds_page_and_leaderboard(served, browser):

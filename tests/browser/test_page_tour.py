@@ -13,7 +13,7 @@ from PIL import Image
 
 from outwit.config import Config
 from outwit.sim.browser import draw, draw_by_touch
-from tests.pages import LAPTOP, keep, opened, wait_for_guess
+from tests.pages import LAPTOP, keep, opened, ready_again, wait_for_guess
 from tests.paths import ROOT
 from tests.running_app import running_app
 
@@ -128,7 +128,7 @@ def test_each_state_of_the_page(view, tour_app, browser):
     go_on, original = threading.Event(), services.worker.training_set
     services.worker.training_set = lambda: (go_on.wait(120), original())[1]
     try:
-        page.wait_for_timeout(1000)  # the canvas was cleared; the brush is ready again
+        ready_again(page)
         draw_on(page, view, 7)
         wait_for_guess(page, 7)
         save_as(page, 1)
@@ -148,7 +148,7 @@ def test_each_state_of_the_page(view, tour_app, browser):
     summary.get_by_text("Round 1 is live").wait_for(timeout=30_000)
     assert page.get_by_text("Round 1 appears after").count() == 0
     page.wait_for_function(ROUND_ONE_ON_THE_PLOT, timeout=30_000)
-    page.wait_for_timeout(1000)  # the toast in view
+    page.get_by_test_id("toast-body").first.wait_for(timeout=30_000)  # the toast in view
     fits_the_screen(page)
     shoot(page, view, "5-round-landed")
     context.close()

@@ -3,21 +3,47 @@
 (() => {
   const outwit = window.outwit = {};
 
-  // A Sketchpad opens with no tool selected ("select the draw tool to start"); pick the brush for the visitor, in
-  // each canvas once it is on the page (the machine adversary's appears when its tab is first opened).
-  outwit.selectBrush = () => {
-    const pick = (id) => {
-      const button = document.querySelector(`#${id} button[aria-label="Brush"]`);
-      if (!button || button.dataset.outwitPicked) return !!button;
-      button.click();
-      button.dataset.outwitPicked = "1";
-      return true;
+  // A Sketchpad opens with no tool selected ("select the draw tool to start"), and its own "Clear canvas" lets go of
+  // the brush: the page picks it for the visitor. By states, not delays: on a busy machine (a public Space is one)
+  // the editor may draw its toolbar, or take a click, or let go of the brush after a clear, late.
+  const brushOf = (id) => document.querySelector(`#${id} button[aria-label="Brush"]`);
+  const picked = (id) => !!brushOf(id)?.classList.contains('highlight');
+
+  // Click the canvas's brush until the editor shows it picked, for up to `within` ms (the canvas may not be on the
+  // page yet: the machine adversary's appears when its tab opens). A tool the visitor picks meanwhile is theirs.
+  outwit.pickBrush = (id, within = 20000) => {
+    const until = performance.now() + within;
+    let theirs = false;
+    const watch = (event) => { if (event.isTrusted && event.target.closest?.(`#${id} button`)) theirs = true; };
+    document.addEventListener('click', watch, true);
+    const attempt = () => {
+      if (!theirs && !picked(id)) brushOf(id)?.click();
+      if (!theirs && !picked(id) && performance.now() < until) setTimeout(attempt, 250);
+      else document.removeEventListener('click', watch, true);
     };
-    const timer = setInterval(() => {
-      if (["sketchpad", "attack-sketchpad"].map(pick).every(Boolean)) clearInterval(timer);
-    }, 100);
-    setTimeout(() => clearInterval(timer), 20000);
+    attempt();
   };
+  outwit.selectBrush = () => ['sketchpad', 'attack-sketchpad'].forEach((id) => outwit.pickBrush(id));
+
+  // Once a canvas is cleared, pick the brush again as soon as the editor has let go of it, however late that is.
+  const afterClear = (id, within = 20000) => {
+    const until = performance.now() + within;
+    const check = () => {
+      if (!picked(id)) outwit.pickBrush(id, until - performance.now());
+      else if (performance.now() < until) setTimeout(check, 50);
+    };
+    check();
+  };
+  // Clear a canvas with the editor's own button (setting its value to None would leave no tool ready).
+  outwit.clearCanvas = (id) => {
+    document.querySelector(`#${id} button[aria-label="Clear canvas"]`)?.click();
+    afterClear(id);
+  };
+  document.addEventListener('click', (event) => {  // a visitor's own click on the editor's "Clear canvas" too
+    const clear = event.isTrusted && event.target.closest?.('button[aria-label="Clear canvas"]');
+    const canvas = clear && clear.closest('#sketchpad, #attack-sketchpad');
+    if (canvas) afterClear(canvas.id);
+  }, true);
 
   // The quick guess (outwit/ml/strokes.py): record each brush stroke on the main canvas and, when the pen lifts, click
   // the hidden button whose event sends them. Any other tool (undo, eraser, upload) switches it off until the canvas
@@ -100,12 +126,6 @@
     const state = window.__outwitStrokes;
     if (!state || state.off || !state.strokes.length) return '';
     return JSON.stringify({width: state.width, height: state.height, strokes: state.strokes});
-  };
-
-  // The Sketchpad's own "Clear canvas" keeps the brush ready (setting its value to None would not).
-  outwit.clearCanvas = (id) => {
-    document.querySelector(`#${id} button[aria-label="Clear canvas"]`)?.click();
-    setTimeout(() => document.querySelector(`#${id} button[aria-label="Brush"]`)?.click(), 150);
   };
 
   // Names for what a screen reader would otherwise announce as nothing (`labels`: CSS selector -> name), set again
