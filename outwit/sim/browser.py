@@ -2,7 +2,7 @@
 browser tests and bench/pen_up.py)."""
 
 from outwit.sim.drawings import stroke_points
-from outwit.ui import components as ui
+from outwit.ui import sketchpad as ui
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -14,7 +14,8 @@ from outwit.ml.preprocess import EmptyDrawingError, preprocess
 from outwit.ml.robustness import AttackedDrawing, attack_input
 from outwit.services import Services
 from outwit.ui import scripts
-from outwit.ui.components import digit_choice, label_value, sketchpad, unreadable, user_error, visitor
+from outwit.ui.components import digit_choice, label_value, unreadable, user_error, visitor
+from outwit.ui.sketchpad import sketchpad
 
 EPS_CHOICES = (0.02, 0.3)  # the slider's range; MNIST's usual budgets are 0.1 to 0.3
 ATTACK_STEPS = 40

@@ -1,7 +1,7 @@
 """The page sends a drawing ahead of its event, in parts (`component_server` → `accept_blobs`), then the event names
 it by id. Out of the box Gradio lost it two ways: parts arriving at once overwrote each other, and a second event
 with the same id found nothing ("Draw a digit first" for a drawing on screen). The page's BlobStore
-(outwit/ui/components.py) keeps it."""
+(outwit/ui/sketchpad.py) keeps it, and refuses what is no part of a drawing."""
 import io
 import sys
 import threading
@@ -10,13 +10,14 @@ import gradio as gr
 import httpx
 import numpy as np
 import pytest
+from fastapi import HTTPException
 from gradio.components.image_editor import EditorData
 from gradio.data_classes import DataWithFiles
 from PIL import Image
 
 from outwit.config import Config
 from outwit.sim.drawings import draw_sketch
-from outwit.ui.components import BlobStore, sketchpad
+from outwit.ui.sketchpad import BlobStore, sketchpad
 from tests.app.test_bad_inputs import raw_call
 from tests.running_app import running_app
 
@@ -106,9 +107,38 @@ def test_an_oversized_part_is_refused_from_its_header():
     editor = sketchpad("blobs", "blobs")
     big = io.BytesIO()
     Image.new("1", (10_000, 10_000), 0).save(big, format="PNG")  # 100 M pixels: under PIL's own bomb limit
-    accept(editor, "big", ("background", None, big.getvalue()))
-    with pytest.raises(gr.Error, match="10000×10000 px; at most 4096×4096"):
-        editor.preprocess(EditorData(id="big"))
+    with pytest.raises(HTTPException, match="10000×10000 px; at most 800×800"):
+        accept(editor, "big", ("background", None, big.getvalue()))
+    assert editor.blob_storage.get("big") is None and editor.preprocess(EditorData(id="big")) is not None
+
+
+def blank(side: int) -> bytes:
+    return png(np.zeros((side, side, 4), np.uint8))
+
+
+@pytest.mark.parametrize("kind, index, message", [
+    ("layer", "10000000", "at most 2 layers, numbered from 0: layer '10000000' is refused"),
+    ("layer", "-1", "layer '-1' is refused"), ("layer", "abc", "layer 'abc' is refused"),
+    ("sticker", "null", "one of background, layer, composite, not 'sticker'")])
+def test_a_part_that_is_no_part_of_a_drawing_is_refused_over_http_saying_why(served, kind, index, message):
+    """Out of the box a layer index of ten million padded a list to ten million entries; -1 and "abc" failed with
+    an error and no message."""
+    url, editor = served
+    form = {"component_id": str(editor), "session_hash": "blobtest", "fn_name": "accept_blobs", "id": "bad",
+            "type": kind, "index": index}
+    response = httpx.post(url + "gradio_api/component_server/", data=form,
+                          files={"file": ("part.png", blank(280), "image/png")})
+    assert response.status_code == 400 and message in response.json()["detail"]
+
+
+def test_a_drawing_past_the_limits_is_refused_before_it_is_decoded(served):
+    url, _ = served
+    for layers, side, message in ((3, 280, "it has 3 layers; at most 2 are accepted"),
+                                  (1, 2048, "the image is 2048×2048 px; at most 800×800 is accepted")):
+        paths = httpx.post(url + "gradio_api/upload", files=[("files", ("part.png", blank(side), "image/png"))])
+        ref = {"path": paths.raise_for_status().json()[0], "meta": {"_type": "gradio.FileData"}}
+        event, data = raw_call(url, "predict", [{"background": ref, "layers": [ref] * layers, "composite": ref}])
+        assert event == "error" and message in data["error"]
 
 
 @pytest.fixture(scope="module")

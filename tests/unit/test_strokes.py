@@ -8,7 +8,7 @@ from outwit.ml import checkpoints
 from outwit.ml.serving import Predictor
 from outwit.ml.strokes import StrokesError, ink, parse
 from outwit.sim.drawings import draw_alpha, sketchpad_value, stroke_points
-from outwit.ui import components as ui
+from outwit.ui import sketchpad as ui
 from tests.paths import MODELS
 
 
