@@ -36,6 +36,9 @@ def _to_ink(drawing: Any) -> np.ndarray:
         layers = [layer for layer in layers if layer.ndim == 3 and layer.shape[2] == 4]
         for layer in layers:
             _check_size(layer.shape)
+        if len({layer.shape[:2] for layer in layers}) > 1:
+            sizes = " and ".join(sorted({f"{layer.shape[1]}×{layer.shape[0]}" for layer in layers}))
+            raise ValueError(f"its layers differ in size ({sizes} px): they must be the canvas's size, all of them")
         if layers:  # strokes live in the layers' alpha channel
             return layers[0][:, :, 3] if len(layers) == 1 else np.maximum.reduce([layer[:, :, 3] for layer in layers])
         drawing = drawing.get("composite")

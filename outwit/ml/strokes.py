@@ -38,6 +38,8 @@ def parse(payload: str) -> tuple[float, float, list[list[tuple[float, float]]]]:
         data = json.loads(payload)
     except json.JSONDecodeError as err:
         raise StrokesError(f"the strokes are not JSON: {err.msg}") from None
+    except RecursionError:  # "[[[[..." thousands deep: no page sends that
+        raise StrokesError("the strokes are nested too deep: a stroke is a list of [x, y] points") from None
     if not isinstance(data, dict) or not isinstance(data.get("strokes"), list):
         raise StrokesError('expected {"width": W, "height": H, "strokes": [[[x, y], ...], ...]}')
     width, height = _number(data.get("width")), _number(data.get("height"))

@@ -7,6 +7,7 @@ what changes it.
 from __future__ import annotations
 
 import gradio as gr
+from gradio.route_utils import FnIndexInferError
 from starlette.middleware import Middleware
 
 from outwit.config import Config
@@ -18,6 +19,7 @@ from outwit.ui.components import display_name_box
 from outwit.ui.drawing_tab import drawing_tab
 from outwit.ui.http_limits import BodyLimit
 from outwit.ui.panel import how_it_works, panel_handlers, status_panel
+from outwit.ui.refusals import PageBlocks, unknown_endpoint
 from outwit.ui.review_tabs import rounds_tab, validate_tab
 
 MAX_UPLOAD = "1mb"  # a canvas's PNG layers are a few KB each: a bigger upload is not a drawing
@@ -26,7 +28,7 @@ MAX_REQUEST = 4 * 2**20  # bytes of any request's body: three uploads at most MA
 
 def build_demo(config: Config, services: Services) -> gr.Blocks:
     panel, refresh, status = panel_handlers(services)
-    with gr.Blocks(title="Outwit: fool the digit model") as demo:
+    with PageBlocks(title="Outwit: fool the digit model") as demo:
         seen_round = gr.State(None)  # the round this page last showed, for refresh()
         gr.Markdown(how_it_works(config.retrain_every), elem_id="how-it-works")
         with gr.Row(equal_height=True):  # a column each: on a phone the sandbox goes under the name (side by side,
@@ -67,5 +69,6 @@ def launch(demo: gr.Blocks, config: Config, **options):
     history: Gradio would keep each event's inputs in the visitor's browser, the admin password among them."""
     options = {"server_name": config.host, "server_port": config.port, "max_file_size": MAX_UPLOAD,
                "head": scripts.head(), "css_paths": [scripts.PAGE_CSS], "run_history": False,
-               "app_kwargs": {"middleware": [Middleware(BodyLimit, max_bytes=MAX_REQUEST)]}, **options}
+               "app_kwargs": {"middleware": [Middleware(BodyLimit, max_bytes=MAX_REQUEST)],
+                              "exception_handlers": {FnIndexInferError: unknown_endpoint}}, **options}
     return demo.queue(default_concurrency_limit=8).launch(**options)

@@ -131,6 +131,12 @@ def test_malformed_arrays_are_rejected_with_their_shape(bad):
         preprocess(bad)
 
 
+def test_layers_of_different_sizes_are_refused_in_words():
+    small, large = np.zeros((100, 100, 4), np.uint8), np.zeros((280, 280, 4), np.uint8)
+    with pytest.raises(ValueError, match=r"its layers differ in size \(100×100 and 280×280 px\)"):
+        preprocess({"background": None, "layers": [large, small], "composite": None})
+
+
 def test_fast_extent_of_rgba_layers_matches_a_plain_threshold():
     """The uint32 reading of an RGBA layer's alpha finds exactly the rows and columns a plain threshold finds."""
     from outwit.ml.preprocess import _ink_extent

@@ -51,6 +51,7 @@ def test_the_quick_guess_is_the_editors_guess(served_model):
     ('{"width": 598, "height": 348, "strokes": [5]}', "list of"),
     (json.dumps({"width": 598, "height": 348, "strokes": [[[1, 2]] * 20_001]}), "points"),
     ("x" * 200_001, "200,000"),
+    ("[" * 5000, "nested too deep"),
 ])
 def test_a_payload_not_from_the_page_is_refused_with_a_reason(payload, words):
     with pytest.raises(StrokesError) as err:

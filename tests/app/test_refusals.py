@@ -1,0 +1,64 @@
+"""Requests Gradio refuses before the app runs (or that failed inside it) get a sentence a person understands: out of
+the box each answered an error with no message, HTTP 500, or a numpy error."""
+import io
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from outwit.config import Config, Secret
+from tests.app.test_bad_inputs import raw_call
+from tests.running_app import running_app
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("refusals")
+    config = Config(data_dir=root / "data", mnist_data="sample", admin_password=Secret("s3cret"), robust_eps=0)
+    with running_app(config) as (url, _):
+        yield url
+
+
+def uploaded(url: str, side: int) -> dict:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((side, side, 4), np.uint8)).save(buffer, format="PNG")
+    path = httpx.post(url + "gradio_api/upload", files=[("files", ("layer.png", buffer.getvalue(), "image/png"))])
+    return {"path": path.raise_for_status().json()[0], "meta": {"_type": "gradio.FileData"}}
+
+
+def drawing(**parts) -> dict:
+    return {"background": None, "layers": [], "composite": None, **parts}
+
+
+CASES = {  # api name, inputs (a callable of the url where files are needed), what the message says
+    "a file that was not uploaded": ("predict", lambda url: [drawing(background={
+        "path": "/etc/hosts", "meta": {"_type": "gradio.FileData"}})], "names a file that was not uploaded"),
+    "layers as a string": ("predict", lambda url: [drawing(layers="abc")], "a drawing is the editor's value"),
+    "layers as a dict": ("predict", lambda url: [drawing(layers={"a": 1})], "a drawing is the editor's value"),
+    "layers of two sizes": ("predict", lambda url: [drawing(layers=[uploaded(url, 100), uploaded(url, 280)])],
+                            "its layers differ in size (100×100 and 280×280 px)"),
+    "ε as a word": ("attack", lambda url: [None, 3, "abc"], "a number is needed, not 'abc'"),
+    "a round as a word": ("admin_roll_back", lambda url: ["s3cret", "abc"], "a number is needed, not 'abc'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_request_gradio_refuses_gets_a_sentence(served, case):
+    api_name, inputs, message = CASES[case]
+    event, data = raw_call(served, api_name, inputs(served))
+    assert event == "error" and data["error"] and message in data["error"], data
+
+
+def test_an_unknown_endpoint_is_a_404_that_says_where_the_endpoints_are(served):
+    response = httpx.post(served + "gradio_api/call/no_such_thing", json={"data": []})
+    detail = response.json()["detail"]
+    assert response.status_code == 404 and "no endpoint 'no_such_thing'" in detail and "/gradio_api/info" in detail
+
+
+def test_a_quick_guess_nested_thousands_deep_is_refused_saying_why(served):
+    config = httpx.get(served + "config").raise_for_status().json()
+    quick = next(i for i, d in enumerate(config["dependencies"]) if "strokesPayload" in (d.get("js") or ""))
+    response = httpx.post(served + "gradio_api/run/predict", json={"fn_index": quick, "data": ["[" * 5000],
+                                                                    "session_hash": "deep"})
+    assert "nested too deep" in response.json()["error"]
