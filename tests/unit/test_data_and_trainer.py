@@ -183,3 +183,16 @@ def test_a_fixed_subset_is_random_but_the_same_every_time(mnist_sample_test):
     assert torch.equal(pick, data.fixed_subset(len(mnist_sample_test), 50)) and len(set(pick.tolist())) == 50
     assert len(set(mnist_sample_test.labels[pick.numpy()].tolist())) == 10  # every digit, unlike the first 50
     assert len(data.fixed_subset(20, None)) == len(data.fixed_subset(20, 99)) == 20
+
+
+def test_the_sample_is_read_once_however_many_splits_are_loaded_and_reads_as_numpy_reads_it():
+    """Every start loads both splits (twice over, before): the file is parsed once per process."""
+    data._sample_table.cache_clear()
+    train, test = data.load_sample("train"), data.load_sample("test")
+    data.load_sample("train")
+    assert data._sample_table.cache_info().misses == 1 and (len(train), len(test)) == (4000, 1000)
+    with gzip.open(data._sample_file(), "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    images, labels = data._sample_table()
+    assert np.array_equal(images, table[:, :-1].astype(np.uint8).reshape(-1, 28, 28))
+    assert np.array_equal(labels, table[:, -1].astype(np.int64))
