@@ -2,7 +2,7 @@
 drawings the page sends ahead of its events until they are read.
 
 A drawing is refused, with the limit in the message, when it has more than MAX_LAYERS layers or a part (background,
-layer or composite) over MAX_PART_SIDE on a side, judged from the images' headers: at most MAX_PIXELS in all. (Out
+layer or composite) over MAX_PART_SIDE on a side, judged from the images' headers: 2.56 Mpx in all at most. (Out
 of the box eight requests of 50 layers of 2048×2048 at once took 7 GB, and a layer index of ten million sent ahead
 padded a list to ten million entries; bench/memory.py measures both.) The page's canvas is CANVAS px, one layer.
 """
@@ -26,7 +26,6 @@ CANVAS = 280  # px; with BRUSH_RADIUS a digit drawn over most of the canvas gets
 BRUSH_RADIUS = 9
 MAX_LAYERS = 2  # the page sends one
 MAX_PART_SIDE = 800  # px: eight drawings this large at once take under 200 MB (bench/memory.py)
-MAX_PIXELS = (2 + MAX_LAYERS) * MAX_PART_SIDE**2  # background, composite and the layers, at most
 PARTS = ("background", "layer", "composite")
 
 
@@ -110,14 +109,16 @@ class CheckedSketchpad(gr.Sketchpad):
         try:
             _checked_size(data.files[0][1])
         except gr.Error as err:
-            raise HTTPException(400, str(err)) from None
+            raise HTTPException(400, err.message) from None
         return super().accept_blobs(data)
 
 
 def _checked_size(part) -> tuple[int, int]:
     """A part's width and height, read from its header; refused when it is not an image or too large."""
-    file = io.BytesIO(part) if isinstance(part, (bytes, bytearray)) else part.path if isinstance(part, FileData) \
-        else part
+    if isinstance(part, (bytes, bytearray)):
+        file = io.BytesIO(part)
+    else:
+        file = part.path if isinstance(part, FileData) else part
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)  # refused just below, by size
@@ -130,7 +131,6 @@ def _checked_size(part) -> tuple[int, int]:
     if width > MAX_PART_SIDE or height > MAX_PART_SIDE:
         raise unreadable(f"the image is {width}×{height} px; at most {MAX_PART_SIDE}×{MAX_PART_SIDE} is accepted")
     return width, height
-
 
 
 def sketchpad(elem_id: str, label: str) -> gr.Sketchpad:
