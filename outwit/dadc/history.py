@@ -96,6 +96,10 @@ class History:
         """The latest round whose model was promoted (or the base record)."""
         return next((r for r in reversed(self.records) if r.served), None)
 
+    def served_rounds(self) -> list[int]:
+        """The rounds whose model served (the base model's, and each promoted one), oldest first."""
+        return sorted({r.round for r in self.records if r.served})
+
     def next_round(self) -> int:
         return max((r.round for r in self.records), default=0) + 1
 

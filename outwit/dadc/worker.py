@@ -85,8 +85,8 @@ class RetrainWorker:
         recorded as a new promoted round that names the one it rolls back to. Refused while a round runs."""
         earlier = next((r for r in self.history.records if r.round == to_round and r.served), None)
         if earlier is None:
-            choices = sorted({r.round for r in self.history.records if r.served})
-            raise ValueError(f"Round {quoted(to_round)} has no model to roll back to; these do: {choices}")
+            raise ValueError(f"Round {quoted(to_round)} has no model to roll back to; these do: "
+                             f"{self.history.served_rounds()}")
         if not self._busy.acquire(blocking=False):
             raise ValueError("A round is running: roll back when it has finished")
         try:

@@ -105,12 +105,12 @@ def rounds_tab(services: Services) -> gr.Tab:
                 leaderboard(store, reviews))
 
     def round_choices():
-        served = sorted({r.round for r in worker.history.records if r.served}, reverse=True)
+        served = worker.history.served_rounds()[::-1]  # the newest first
         return gr.update(choices=served or [0], value=served[0] if served else 0)
 
     def download(model_round: int | str | None) -> str:
         """The examples that fooled one round's model, as a zip of an imagefolder data set."""
-        served = sorted({r.round for r in worker.history.records if r.served})
+        served = worker.history.served_rounds()
         number = _whole_number(model_round)
         if number is None:
             raise user_error(f"Pick a round: a whole number, not {quoted(model_round)}")
