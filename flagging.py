@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import gradio as gr
 
 from outwit.dadc.collect import Collector
+from outwit.ui.components import DIGITS
 
 
 class OutwitFlagger(gr.FlaggingCallback):
@@ -33,7 +34,7 @@ class OutwitFlagger(gr.FlaggingCallback):
         """Save one example; returns how many examples the store holds."""
         if not flag_data:
             raise ValueError("nothing was flagged: the first value must be the drawing")
-        if flag_option is None or str(flag_option).strip() not in [str(d) for d in range(10)]:
+        if flag_option is None or str(flag_option).strip() not in DIGITS:
             raise ValueError(f"flag_option={flag_option!r} must be the digit the drawing really is (0-9)")
         drawing = _as_handled(self.components[0], flag_data[0]) if self.components else flag_data[0]
         example = self.collector.fooling(drawing, int(str(flag_option).strip()), user=username)

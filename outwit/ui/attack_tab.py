@@ -14,7 +14,7 @@ from outwit.ml.preprocess import EmptyDrawingError, preprocess
 from outwit.ml.robustness import AttackedDrawing, attack_input
 from outwit.services import Services
 from outwit.ui import scripts
-from outwit.ui.components import digit_choice, label_value, unreadable, user_error, visitor
+from outwit.ui.components import DIGITS, digit_choice, label_value, unreadable, user_error, visitor
 from outwit.ui.sketchpad import sketchpad
 
 EPS_CHOICES = (0.02, 0.3)  # the slider's range; MNIST's usual budgets are 0.1 to 0.3
@@ -42,7 +42,7 @@ def make_handlers(services: Services):
     def attack(drawing: dict | None, digit: int | None, eps: float):
         """Attack the serving model on this drawing at L∞ budget `eps`; show the input, the perturbed input, the
         perturbation and the new guess."""
-        if digit is None or str(digit) not in [str(d) for d in range(10)]:
+        if digit is None or str(digit) not in DIGITS:
             raise user_error("Pick the digit you drew (0–9)")
         if eps is None or not EPS_CHOICES[0] <= float(eps) <= EPS_CHOICES[1]:
             raise user_error(f"Pick an ε from {EPS_CHOICES[0]} to {EPS_CHOICES[1]}")

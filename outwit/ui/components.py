@@ -8,6 +8,8 @@ import gradio as gr
 
 from outwit.text import quoted
 
+DIGITS = [str(d) for d in range(10)]  # the digits as the page and its API send them
+
 
 def label_value(probs) -> dict[str, float]:
     """Probabilities for the digits 0-9 as a gr.Label shows them."""
@@ -43,7 +45,7 @@ class DigitRadio(gr.Radio):
 
 
 def digit_choice(elem_id: str, label: str = "The digit you drew", **kwargs) -> DigitRadio:
-    return DigitRadio([(str(d), d) for d in range(10)], label=label, elem_id=elem_id, **kwargs)
+    return DigitRadio([(d, int(d)) for d in DIGITS], label=label, elem_id=elem_id, **kwargs)
 
 
 def visitor(request: gr.Request | None, display_name: str | None) -> tuple[str | None, str | None]:

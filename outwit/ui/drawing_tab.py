@@ -17,10 +17,8 @@ from outwit.ml.preprocess import EmptyDrawingError
 from outwit.ml.strokes import StrokesError
 from outwit.services import Services
 from outwit.ui import scripts
-from outwit.ui.components import digit_choice, label_value, unreadable, user_error, visitor
+from outwit.ui.components import DIGITS, digit_choice, label_value, unreadable, user_error, visitor
 from outwit.ui.sketchpad import BRUSH_RADIUS, CANVAS, sketchpad
-
-DIGITS = [str(d) for d in range(10)]
 
 
 def drawing_handlers(services: Services):
