@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from outwit.sim.app_process import AppProcess
+from outwit.sim.app_process import AppProcess, uploaded
 from outwit.ui.sketchpad import MAX_LAYERS, MAX_PART_SIDE
 
 TARGET_MB = 200
@@ -33,14 +33,8 @@ def blank_png(side: int, mode: str = "RGBA") -> bytes:
     return buffer.getvalue()
 
 
-def upload(http: httpx.Client, url: str, payloads: list[bytes]) -> list[dict]:
-    files = [("files", (f"part-{i}.png", payload, "image/png")) for i, payload in enumerate(payloads)]
-    paths = http.post(url + "gradio_api/upload", files=files, timeout=120).raise_for_status().json()
-    return [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in paths]
-
-
-def drawing(http: httpx.Client, url: str, layers: int, side: int) -> dict:
-    refs = upload(http, url, [blank_png(side, "RGB"), blank_png(side, "RGB"), *[blank_png(side)] * layers])
+def drawing(url: str, layers: int, side: int) -> dict:
+    refs = uploaded(url, blank_png(side, "RGB"), blank_png(side, "RGB"), *[blank_png(side)] * layers)
     return {"background": refs[0], "composite": refs[1], "layers": refs[2:]}
 
 
@@ -93,8 +87,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, httpx.Client() as http:
         app = AppProcess(Path(tmp) / "data", Path(tmp) / "app.log", ROBUST_EPS=0).start()
         try:
-            largest = drawing(http, app.url, MAX_LAYERS, MAX_PART_SIDE)
-            too_many = drawing(http, app.url, 50, 2048)
+            largest = drawing(app.url, MAX_LAYERS, MAX_PART_SIDE)
+            too_many = drawing(app.url, 50, 2048)
             config = http.get(app.url + "config").raise_for_status().json()
             editor = next(d["inputs"][0] for d in config["dependencies"] if d.get("api_name") == "predict")
             far = blob_index(app.url, editor, 10_000_000, blank_png(280))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from outwit.sim.app_process import REPO, free_port
+from outwit.sim.app_process import REPO, AppProcess, uploaded
 from outwit.sim.drawings import draw_sketch
 
 TARGET_S = 8.0
@@ -54,11 +53,11 @@ print(json.dumps(steps))
 """
 
 
-def drawing_ref(url: str) -> dict:
+def three() -> bytes:
+    """A hand-drawn 3's layer as a PNG."""
     buffer = io.BytesIO()
     Image.fromarray(draw_sketch(3)["layers"][0]).save(buffer, format="PNG")
-    path = httpx.post(url + "gradio_api/upload", files=[("files", ("layer.png", buffer.getvalue(), "image/png"))])
-    return {"path": path.raise_for_status().json()[0], "meta": {"_type": "gradio.FileData"}}
+    return buffer.getvalue()
 
 
 def wait_until(check, deadline: float) -> bool:
@@ -74,18 +73,14 @@ def wait_until(check, deadline: float) -> bool:
 
 def restart() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/"
-        env = {**os.environ, "DATA_DIR": str(Path(tmp) / "data"), "GRADIO_SERVER_PORT": str(port),
-               "MNIST_DATA": "sample", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+        app = AppProcess(Path(tmp) / "data", Path(tmp) / "app.log")
         started = time.monotonic()
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        app.start()  # returns once /gradio_api/info answers
+        url = app.url
         try:
-            deadline = started + 120
-            assert wait_until(lambda: httpx.get(url + "gradio_api/info", timeout=2).status_code == 200, deadline)
             info = time.monotonic() - started
-            payload = {"background": None, "layers": [drawing_ref(url)], "composite": None}
+            deadline = started + 120
+            payload = {"background": None, "layers": uploaded(url, three()), "composite": None}
             response = httpx.post(url + "gradio_api/run/predict", json={"data": [payload, False]}, timeout=60)
             assert response.json()["data"][0]["label"] == "3"
             predict = time.monotonic() - started
@@ -94,8 +89,7 @@ def restart() -> dict:
             return {"info_s": round(info, 1), "first_predict_s": round(predict, 1),
                     "base_model_measured_s": round(time.monotonic() - started, 1) if measured else None}
         finally:
-            process.terminate()
-            process.wait(60)
+            app.stop()
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""`python app.py` as its own process on a free loopback port: what the load bench loads and the crash tests kill."""
+"""`python app.py` as its own process on a free loopback port: what the load bench loads and the crash tests kill;
+and how a client uploads images to an app, as the page does."""
 from __future__ import annotations
 
 import os
@@ -18,6 +19,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def uploaded(url: str, *pngs: bytes, timeout: float = 120) -> list[dict]:
+    """PNGs uploaded to the app at `url`, as the page uploads them: the references its events take, one per PNG."""
+    files = [("files", (f"part-{i}.png", png, "image/png")) for i, png in enumerate(pngs)]
+    paths = httpx.post(url + "gradio_api/upload", files=files, timeout=timeout).raise_for_status().json()
+    return [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in paths]
 
 
 class AppProcess:
@@ -45,7 +53,7 @@ class AppProcess:
                     return self
             except httpx.HTTPError:
                 pass
-            time.sleep(0.3)
+            time.sleep(0.05)  # fine enough to time a start by (bench/startup.py)
         self.kill()
         raise RuntimeError(f"app.py did not answer in {timeout} s:\n{self.log.read_text()[-3000:]}")
 

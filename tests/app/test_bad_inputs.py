@@ -11,6 +11,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from outwit.config import Config
+from outwit.sim.app_process import uploaded
 from outwit.sim.drawings import client_payload, draw_sketch, fooling_examples, sketchpad_value
 from outwit.ui.page import MAX_REQUEST
 from tests.running_app import running_app
@@ -76,9 +77,9 @@ def unchanged(served):
                                               api_name="/predict")["label"] == "4"  # still serving
 
 
-def upload(url: str, payload: bytes, name: str = "drawing.png") -> dict:
-    paths = httpx.post(url + "gradio_api/upload", files=[("files", (name, payload, "image/png"))])
-    ref = {"path": paths.raise_for_status().json()[0], "orig_name": name, "meta": {"_type": "gradio.FileData"}}
+def upload(url: str, payload: bytes) -> dict:
+    """A drawing whose background, layer and composite are all the one PNG."""
+    ref, = uploaded(url, payload)
     return {"background": ref, "layers": [ref], "composite": ref}
 
 

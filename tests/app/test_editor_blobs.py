@@ -16,6 +16,7 @@ from gradio.data_classes import DataWithFiles
 from PIL import Image
 
 from outwit.config import Config
+from outwit.sim.app_process import uploaded
 from outwit.sim.drawings import draw_sketch
 from outwit.ui.sketchpad import BlobStore, sketchpad
 from tests.app.test_bad_inputs import raw_call
@@ -135,8 +136,7 @@ def test_a_drawing_past_the_limits_is_refused_before_it_is_decoded(served):
     url, _ = served
     for layers, side, message in ((3, 280, "it has 3 layers; at most 2 are accepted"),
                                   (1, 2048, "the image is 2048×2048 px; at most 800×800 is accepted")):
-        paths = httpx.post(url + "gradio_api/upload", files=[("files", ("part.png", blank(side), "image/png"))])
-        ref = {"path": paths.raise_for_status().json()[0], "meta": {"_type": "gradio.FileData"}}
+        ref, = uploaded(url, blank(side))
         event, data = raw_call(url, "predict", [{"background": ref, "layers": [ref] * layers, "composite": ref}])
         assert event == "error" and message in data["error"]
 

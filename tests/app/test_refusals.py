@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from outwit.config import Config, Secret
+from outwit.sim.app_process import uploaded
 from tests.app.test_bad_inputs import raw_call
 from tests.running_app import running_app
 
@@ -20,11 +21,10 @@ def served(tmp_path_factory):
         yield url
 
 
-def uploaded(url: str, side: int) -> dict:
+def blank_layer(url: str, side: int) -> dict:
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((side, side, 4), np.uint8)).save(buffer, format="PNG")
-    path = httpx.post(url + "gradio_api/upload", files=[("files", ("layer.png", buffer.getvalue(), "image/png"))])
-    return {"path": path.raise_for_status().json()[0], "meta": {"_type": "gradio.FileData"}}
+    return uploaded(url, buffer.getvalue())[0]
 
 
 def drawing(**parts) -> dict:
@@ -36,7 +36,7 @@ CASES = {  # api name, inputs (a callable of the url where files are needed), wh
         "path": "/etc/hosts", "meta": {"_type": "gradio.FileData"}})], "names a file that was not uploaded"),
     "layers as a string": ("predict", lambda url: [drawing(layers="abc")], "a drawing is the editor's value"),
     "layers as a dict": ("predict", lambda url: [drawing(layers={"a": 1})], "a drawing is the editor's value"),
-    "layers of two sizes": ("predict", lambda url: [drawing(layers=[uploaded(url, 100), uploaded(url, 280)])],
+    "layers of two sizes": ("predict", lambda url: [drawing(layers=[blank_layer(url, 100), blank_layer(url, 280)])],
                             "its layers differ in size (100×100 and 280×280 px)"),
     "ε as a word": ("attack", lambda url: [None, 3, "abc"], "a number is needed, not 'abc'"),
     "a round as a word": ("admin_roll_back", lambda url: ["s3cret", "abc"], "a number is needed, not 'abc'"),
