@@ -31,7 +31,8 @@ def uploaded(url: str, *pngs: bytes, timeout: float = 120) -> list[dict]:
 class AppProcess:
     """Start with `start()`, which returns once the page answers; `kill()` is SIGKILL: no cleanup runs."""
 
-    def __init__(self, data_dir: Path, log: Path, **env: str):
+    def __init__(self, data_dir: Path, log: Path, repo: Path = REPO, **env: str):
+        self.repo = repo  # another checkout's app.py (bench/crowd.py's --baseline)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = log
@@ -42,7 +43,7 @@ class AppProcess:
 
     def start(self, timeout: float = 120) -> "AppProcess":
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=self.env, stdout=out,
+            self.process = subprocess.Popen([sys.executable, "app.py"], cwd=self.repo, env=self.env, stdout=out,
                                             stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

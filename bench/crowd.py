@@ -1,0 +1,133 @@
+"""A crowd on one process: one real visitor's traffic recorded from Chromium, replayed for N visitors at once.
+
+    python -m bench.crowd [--visitors 25 50 100 200] [--seconds 30] [--baseline DIR]
+
+Starts `python app.py` on a free port (a temporary data folder, the embedded MNIST sample), opens the page in
+Debian's Chromium and records everything it sends while a visitor draws 8 digits in about a minute, stroke by
+stroke, looks at each guess for 4 s while the panel's timer ticks, clears 6 and saves 2 (outwit/sim/traffic.py).
+Then replays that traffic for each N in turn from this one asyncio process (outwit/sim/replay.py), visitors
+starting at random times over 20 s and going round the recording, and measures over the next `--seconds`:
+- per kind of request, p50/p99 in ms at the server: `guess` is pen-up → guess (the request the page sends when
+  the pen lifts), `refresh` the panel's 5-s update (to its result), `save` a save (to its result);
+- errors (a save refused because a round changed the model's mind is counted apart), requests per visitor-minute;
+- the app's CPU (from /proc) per visitor-minute, and this process's own CPU: when it nears one core, the figures
+  are the generator's limits, not the app's.
+Afterwards the app is stopped as a Space is (SIGTERM) and its data folder read back: every acknowledged save must be
+there once. `--baseline DIR` runs the same on another checkout first (`git worktree add DIR <commit>`), for a side
+by side in one run. Prints one JSON line per app and N as it goes, and a final JSON line with all of them.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from outwit.sim.app_process import REPO, AppProcess
+from outwit.sim.replay import Tally, Visitor
+from outwit.sim.traffic import counts, record
+
+DIGITS = [3, 7, 1, 8, 2, 5, 0, 9]
+SAVES = {2, 6}
+STAGGER = 20.0  # s over which the visitors arrive
+KINDS = ("guess", "editor guess", "refresh", "save", "upload", "accept_blobs", "panel check", "clear", "other")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentiles(samples: list[tuple[float, float]], since: float, until: float) -> dict:
+    ms = [took for at, took in samples if since <= at <= until]
+    if not ms:
+        return {"n": 0}
+    return {"n": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 1),
+            "p99_ms": round(float(np.percentile(ms, 99)), 1)}
+
+
+async def crowd(url: str, recording, visitors: int, seconds: float, pid: int, tally: Tally) -> dict:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=4 * visitors)
+    async with httpx.AsyncClient(base_url=url.rstrip("/"), limits=limits) as client:
+        async def arrive(n: int) -> None:
+            await asyncio.sleep(random.Random(n).uniform(0, STAGGER))
+            await Visitor(client, recording, tally, seed=n).run()
+
+        tasks = [asyncio.create_task(arrive(n)) for n in range(visitors)]
+        await asyncio.sleep(STAGGER + 2)
+        sent_before, errors_before = Counter(tally.sent), Counter(tally.errors)
+        since, app_cpu, own_cpu = time.perf_counter(), cpu_seconds(pid), time.process_time()
+        await asyncio.sleep(seconds)
+        until = time.perf_counter()
+        app_cpu, own_cpu = cpu_seconds(pid) - app_cpu, time.process_time() - own_cpu
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    minutes = visitors * (until - since) / 60
+    return {
+        "visitors": visitors, "seconds": round(until - since, 1),
+        "latency": {kind: percentiles(tally.latencies[kind], since, until) for kind in KINDS
+                    if tally.latencies.get(kind)},
+        "errors": dict(tally.errors - errors_before),
+        "requests_per_visitor_minute": round(sum((tally.sent - sent_before).values()) / minutes, 1),
+        "app_cpu_ms_per_visitor_minute": round(1000 * app_cpu / minutes, 1),
+        "app_cpu_cores": round(app_cpu / (until - since), 2),
+        "generator_cpu_cores": round(own_cpu / (until - since), 2),
+    }
+
+
+def run(repo: Path, name: str, visitor_counts: list[int], seconds: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        app = AppProcess(tmp / "data", tmp / "app.log", repo=repo, RETRAIN_EVERY=50, FLAGS_PER_SESSION=0,
+                         GATE_MARGIN=100, REPLICA_ID="crowd").start()
+        try:
+            recording = record(app.url, DIGITS, SAVES)
+            per_minute = 60 / max(entry.start for entry in recording)
+            result = {"app": name, "recorded_per_visitor_minute": {k: round(v * per_minute, 1)
+                                                                   for k, v in sorted(counts(recording).items())},
+                      "crowds": []}
+            print(json.dumps({"app": name, "recorded": result["recorded_per_visitor_minute"]}), flush=True)
+            tally = Tally()
+            for visitors in visitor_counts:
+                figures = asyncio.run(crowd(app.url, recording, visitors, seconds, app.process.pid, tally))
+                result["crowds"].append(figures)
+                print(json.dumps({"app": name, **figures}), flush=True)
+                time.sleep(3)
+        finally:
+            result["exit_code"] = app.stop()
+        ids = Counter()
+        for metadata in (tmp / "data" / "adversarial").glob("*/*/metadata.jsonl"):
+            ids.update(json.loads(line)["id"] for line in metadata.read_text(encoding="utf-8").splitlines())
+        rounds = [json.loads(line) for path in (tmp / "data" / "rounds").glob("*/rounds.jsonl")
+                  for line in path.read_text().splitlines()]
+    result.update(saves_acknowledged=len(tally.acknowledged), saves_refused_after_a_round=tally.refused,
+                  acknowledged_on_disk_once=sum(1 for i in tally.acknowledged if ids[i] == 1),
+                  rounds_run=sum(1 for r in rounds if r["status"] in ("promoted", "rejected")))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--visitors", type=int, nargs="+", default=[25, 50, 100, 200],
+                        help="crowd sizes, in turn (default 25 50 100 200)")
+    parser.add_argument("--seconds", type=float, default=30, help="measured seconds per crowd (default 30)")
+    parser.add_argument("--baseline", type=Path, help="another checkout to measure first, side by side")
+    args = parser.parse_args()
+    results = []
+    if args.baseline:
+        results.append(run(args.baseline.resolve(), f"baseline ({args.baseline.name})", args.visitors, args.seconds))
+    results.append(run(REPO, "this checkout", args.visitors, args.seconds))
+    print(json.dumps({"crowd": results}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
