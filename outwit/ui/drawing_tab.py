@@ -1,8 +1,9 @@
 """The "Fool it by drawing" tab, where a drawing becomes a guess and a fooling drawing is saved.
 
-A stroke's guess comes twice: the quick guess, from the strokes the page recorded, the moment the pen lifts
-(`outwit.ml.strokes`), then the editor's own value (`predict`). A save goes through the one saving path
-(`outwit.dadc.collect`).
+A stroke's guess is the quick guess, from the strokes the page recorded, the moment the pen lifts (`outwit.ml.strokes`,
+on the plain route of `outwit.ui.routes`); once the visitor used another tool than the brush (undo, eraser, upload),
+the editor's own drawing is guessed instead (`predict`, also `/predict` for scripts). The editor's drawing is read
+only by the events that need it (assets/page.js). A save goes through the one saving path (`outwit.dadc.collect`).
 """
 from __future__ import annotations
 
@@ -12,18 +13,17 @@ import gradio as gr
 
 from outwit.dadc.collect import Judgement, NotFooled
 from outwit.dadc.reviews import ReviewError
-from outwit.ml import strokes
 from outwit.ml.preprocess import EmptyDrawingError
-from outwit.ml.strokes import StrokesError
 from outwit.services import Services
 from outwit.ui import scripts
 from outwit.ui.components import DIGITS, digit_choice, label_value, unreadable, user_error, visitor
+from outwit.ui.routes import guess_route
 from outwit.ui.sketchpad import BRUSH_RADIUS, CANVAS, sketchpad
 
 
 def drawing_handlers(services: Services):
-    """(predict, quick_guess, finish_attempt, flag, list_saved, retract): the tab's handlers, plain functions."""
-    collector, predictor, reviews = services.collector, services.predictor, services.reviews
+    """(predict, finish_attempt, flag, list_saved, retract): the tab's handlers, plain functions."""
+    collector, reviews = services.collector, services.reviews
 
     def judge(drawing: dict | None) -> Judgement:
         """The serving model's reading. EmptyDrawingError when there is no digit (an empty canvas, a dot, a blot);
@@ -37,33 +37,19 @@ def drawing_handlers(services: Services):
         except ValueError as err:  # not an image we can read: say so, change nothing
             raise unreadable(err) from None
 
-    def predict(drawing: dict | None, judged: bool = False):
+    def predict(drawing: dict | None):
         """A drawing → the model's probabilities for each digit (top 3 shown); nothing when there is no digit."""
         try:
             judgement = judge(drawing)
         except EmptyDrawingError:
-            return None, judged
-        return label_value(judgement.probs), True
-
-    def quick_guess(payload: str):
-        """The strokes the page recorded → the top-3 digits, the moment the pen lifts; the editor's value follows."""
-        if not payload:
-            return gr.skip()
-        try:
-            ink = strokes.ink(payload, CANVAS, BRUSH_RADIUS)
-        except StrokesError as err:
-            raise user_error(f"The quick guess could not read the strokes: {err}") from None
-        try:
-            probs = predictor.predict(ink)
-        except EmptyDrawingError:
             return None
-        return label_value(probs)
+        return label_value(judgement.probs)
 
-    def finish_attempt(judged: bool, sandbox: bool):
-        """The visitor cleared a judged drawing without flagging it: one more attempt that did not fool."""
-        if judged and not sandbox:
+    def finish_attempt(sandbox: bool, shown: str):
+        """The visitor cleared a guessed drawing without saving it: one more attempt that did not fool."""
+        if shown == "shown" and not sandbox:
             collector.tried()
-        return None, False
+        return None
 
     def flag(drawing: dict | None, digit: int | None, name: str | None = None, sandbox: bool = False,
              mine: list | None = None, request: gr.Request | None = None):
@@ -109,7 +95,7 @@ def drawing_handlers(services: Services):
             raise user_error(str(err)) from None
         return "Retracted: it stays in the log, marked, and is left out of training and testing."
 
-    return predict, quick_guess, finish_attempt, flag, list_saved, retract
+    return predict, finish_attempt, flag, list_saved, retract
 
 
 @dataclass(frozen=True)
@@ -118,12 +104,12 @@ class DrawingEvents:
 
     saved: gr.events.Dependency  # runs after a save (and the canvas cleared), whether it was refused or not
     retracted: gr.events.Dependency  # chain with .success: after a retraction that was taken
+    routes: list  # the plain routes the tab's page script calls: the quick guess
 
 
 def drawing_tab(services: Services, name: gr.Textbox, sandbox: gr.Checkbox) -> DrawingEvents:
     """The tab's layout and wiring; call inside a `gr.Tab`; `name` and `sandbox` are the page's."""
-    predict, quick_guess, finish_attempt, flag, list_saved, retract = drawing_handlers(services)
-    judged = gr.State(False)  # the drawing on the canvas was guessed: clearing it counts an attempt
+    predict, finish_attempt, flag, list_saved, retract = drawing_handlers(services)
     mine = gr.State([])  # this session's saved drawings: [label, id] pairs it may retract
     with gr.Row():
         with gr.Column():
@@ -134,9 +120,11 @@ def drawing_tab(services: Services, name: gr.Textbox, sandbox: gr.Checkbox) -> D
             digit = digit_choice("digit")
             save = gr.Button("The model was wrong: save it", variant="primary", elem_id="save")
             message = gr.Markdown(elem_id="flag-message")
-    # The quick guess: where the page's script puts the strokes, and the button it clicks.
-    strokes_box = gr.Textbox(visible=False, elem_id="strokes")
+    # What the page's script clicks when the pen lifts: the quick guess (client-side: it asks the plain route), or,
+    # once another tool than the brush was used, the editor's own guess; and what a clear says of the drawing.
     quick = gr.Button("guess", visible="hidden", elem_id="quick-guess")
+    editor_guess = gr.Button("guess the drawing", visible="hidden", elem_id="editor-guess")
+    shown = gr.Textbox(visible=False, elem_id="guess-shown")
     with gr.Row():
         saved = gr.Dropdown(label="Your saved drawings this session", choices=[], elem_id="mine",
                             allow_custom_value=True, scale=3)  # an API client sends an id
@@ -144,16 +132,16 @@ def drawing_tab(services: Services, name: gr.Textbox, sandbox: gr.Checkbox) -> D
     retract_message = gr.Markdown(elem_id="retract-message")
     saved_id = gr.Textbox(visible=False, elem_id="saved-id")  # the last save's id, for API clients
 
-    sketch.change(predict, [sketch, judged], [guess, judged], api_name="predict", trigger_mode="always_last",
-                  show_progress="hidden", queue=False)
-    sketch.change(None, js=scripts.EDITOR_CHANGED, queue=False)  # a Save waits for the editor (assets/page.js)
-    quick.click(quick_guess, strokes_box, guess, js=scripts.STROKES_PAYLOAD, queue=False, show_progress="hidden",
-                trigger_mode="always_last", api_visibility="private")
-    sketch.clear(finish_attempt, [judged, sandbox], [guess, judged], api_visibility="private")
+    quick.click(None, guess, guess, js=scripts.QUICK_GUESS, show_progress="hidden")
+    editor_guess.click(predict, sketch, guess, api_name="predict", trigger_mode="always_last", show_progress="hidden",
+                       queue=False)
+    sketch.clear(finish_attempt, [sandbox, shown], guess, js=scripts.CLEARED, queue=False, show_progress="hidden",
+                 api_visibility="private")
     clear.click(None, js=scripts.clear_canvas("sketchpad"))
     saving = save.click(flag, [sketch, digit, name, sandbox, mine], [message, mine, saved_id], api_name="flag")
     after_save = saving.success(list_saved, [mine, saved_id], saved, api_visibility="private").success(
-        lambda: (None, None, False), None, [guess, digit, judged], api_visibility="private").then(
-        None, js=scripts.clear_canvas("sketchpad"))
+        lambda: (None, None), None, [guess, digit], api_visibility="private").then(None, js=scripts.CLEAR_SAVED)
     retracting = retract_button.click(retract, saved, retract_message, api_name="retract")
-    return DrawingEvents(saved=after_save, retracted=retracting)
+    shown_as = lambda probs: guess.postprocess(label_value(probs)).model_dump()  # noqa: E731 - as the Label sends it
+    quick_route = guess_route(services.predictor.predict, shown_as, CANVAS, BRUSH_RADIUS)
+    return DrawingEvents(saved=after_save, retracted=retracting, routes=[quick_route])

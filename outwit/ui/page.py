@@ -58,6 +58,7 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         demo.load(None, js=scripts.RECORD_STROKES)
         demo.load(None, js=scripts.label_elements())  # names for the canvases and plots, for screen readers
         machine_tab.select(None, js=scripts.SELECT_BRUSH)
+    demo.plain_routes = drawing.routes  # served beside Gradio's by launch()
     return demo
 
 
@@ -70,5 +71,6 @@ def launch(demo: gr.Blocks, config: Config, **options):
     options = {"server_name": config.host, "server_port": config.port, "max_file_size": MAX_UPLOAD,
                "head": scripts.head(), "css_paths": [scripts.PAGE_CSS], "run_history": False,
                "app_kwargs": {"middleware": [Middleware(BodyLimit, max_bytes=MAX_REQUEST)],
+                              "routes": list(getattr(demo, "plain_routes", [])),  # matched before Gradio's own
                               "exception_handlers": {FnIndexInferError: unknown_endpoint}}, **options}
     return demo.queue(default_concurrency_limit=8).launch(**options)

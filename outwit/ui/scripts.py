@@ -15,8 +15,9 @@ PAGE_CSS = ASSETS / "page.css"
 
 SELECT_BRUSH = "() => window.outwit.selectBrush()"  # each canvas's brush picked, once it is on the page
 RECORD_STROKES = "() => window.outwit.recordStrokes()"  # the strokes the quick guess sends
-EDITOR_CHANGED = "() => window.outwit.editorChanged()"  # a Save held meanwhile goes ahead
-STROKES_PAYLOAD = "(ignored) => window.outwit.strokesPayload()"  # the quick guess's input
+QUICK_GUESS = "(shown) => window.outwit.quickGuess(shown)"  # the guess for the strokes: the Label's new value
+CLEARED = "(sandbox, ignored) => [sandbox, window.outwit.guessShown() ? 'shown' : '']"  # the clear's inputs
+CLEAR_SAVED = "() => window.outwit.clearSaved()"  # after a save: cleared, and not one more attempt
 
 # Names for what a screen reader would otherwise announce as nothing: the canvases and the plots (their figures are in
 # the panel's text above them).

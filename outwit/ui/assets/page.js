@@ -46,33 +46,18 @@
   }, true);
 
   // The quick guess (outwit/ml/strokes.py): record each brush stroke on the main canvas and, when the pen lifts, click
-  // the hidden button whose event sends them. Any other tool (undo, eraser, upload) switches it off until the canvas
-  // is cleared: the editor's own, slower guess then stands alone.
-  //
-  // The editor's own value lags the pen by a few hundred ms (it reads and encodes its canvas, then sends it). A Save
-  // clicked in that time (easy once the quick guess shows) would send the drawing as it was before the last stroke,
-  // or none. So the page follows the editor: each stroke that ends starts its update, or, while one runs, queues one
-  // more (as the editor does); editorChanged, on the editor's change, marks one done. A Save clicked while one is due
-  // is held until it is done (at most HOLD_MS), then clicked again.
+  // the hidden button whose client-side event asks the plain route /outwit/guess (outwit/ui/routes.py) and sets the
+  // guess. Any other tool (undo, eraser, upload) switches it off until the canvas is cleared: each pen-up then asks
+  // for the editor's own guess instead (the hidden #editor-guess: Gradio's /predict, which reads the canvas).
   outwit.recordStrokes = () => {
     if (window.__outwitStrokes) return;
-    const HOLD_MS = 3000;
     const state = window.__outwitStrokes = {strokes: [], current: null, off: false, width: 0, height: 0,
-                                            drawing: false, updating: false, again: false, held: []};
+                                            drawing: false, forget: false};
     const canvasOf = (event) => event.target.closest && event.target.closest('#sketchpad canvas');
     const point = (event, canvas) => {
       const box = canvas.getBoundingClientRect();
       state.width = box.width; state.height = box.height;
       return [event.clientX - box.left, event.clientY - box.top];
-    };
-    const release = () => {
-      const held = state.held; state.held = [];
-      held.forEach((release) => release());
-    };
-    state.editorChanged = () => {
-      if (state.again) { state.again = false; return; }  // the queued update, with the last strokes, comes next
-      state.updating = false;
-      release();
     };
     document.addEventListener('pointerdown', (event) => {
       const canvas = canvasOf(event);
@@ -84,33 +69,19 @@
       if (state.current) state.current.points.push(point(event, state.current.canvas));
     }, true);
     state.penUp = () => {  // also called by the pen-up hold below, which holds the event from the editor a moment
-      if (state.drawing) {
-        state.drawing = false;
-        if (state.updating) state.again = true; else state.updating = true;
+      const drew = state.drawing;
+      state.drawing = false;
+      if (state.current) {
+        state.strokes.push(state.current.points);
+        state.current = null;
+        document.querySelector('#quick-guess')?.click();
+      } else if (drew && state.off) {
+        outwit.wantDrawing();
+        setTimeout(() => document.querySelector('#editor-guess')?.click(), 0);  // after the editor's own pen-up
       }
-      if (!state.current) return;
-      state.strokes.push(state.current.points);
-      state.current = null;
-      document.querySelector('#quick-guess')?.click();
     };
     document.addEventListener('pointerup', state.penUp, true);
     document.addEventListener('click', (event) => {
-      const save = event.target.closest && event.target.closest('#save');
-      if (save && state.updating && !state.releasing) {
-        event.preventDefault();
-        event.stopImmediatePropagation();
-        let done = false;
-        const click = () => {
-          if (done) return;
-          done = true;
-          state.releasing = true;
-          save.click();
-          state.releasing = false;
-        };
-        state.held.push(click);
-        setTimeout(click, HOLD_MS);
-        return;
-      }
       const button = event.target.closest && event.target.closest('#sketchpad button, #clear');
       if (!button) return;
       if (button.id === 'clear' || button.getAttribute('aria-label') === 'Clear canvas') {
@@ -120,12 +91,88 @@
       }
     }, true);
   };
-  outwit.editorChanged = () => { window.__outwitStrokes?.editorChanged(); };
-  // The quick guess's event input: what the page recorded (an empty string when switched off).
+  // What the quick guess sends: the strokes recorded (an empty string when switched off).
   outwit.strokesPayload = () => {
     const state = window.__outwitStrokes;
     if (!state || state.off || !state.strokes.length) return '';
     return JSON.stringify({width: state.width, height: state.height, strokes: state.strokes});
+  };
+  // The quick guess's event (client-side): the guess for the strokes so far, as the Label takes it. Answers that come
+  // back out of order give way to the newest.
+  let asked = 0, newest = null;
+  const route = (path) => `${(window.gradio_config?.root || location.href.split(/[?#]/)[0]).replace(/\/$/, '')}${path}`;
+  outwit.quickGuess = async (shown) => {
+    const payload = outwit.strokesPayload();
+    if (!payload) return shown;
+    const mine = ++asked;
+    const answer = fetch(route('/outwit/guess'), {method: 'POST', body: payload,
+                                                  headers: {'content-type': 'application/json'}})
+      .then(async (response) => {
+        const body = await response.json();
+        if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+        return body.label;
+      });
+    newest = answer;
+    const label = await answer;
+    return mine === asked ? label : newest;
+  };
+  // Whether the canvas being cleared held a guessed drawing (one more attempt that did not fool); not after a save.
+  outwit.guessShown = () => {
+    const state = window.__outwitStrokes;
+    if (state?.forget) { state.forget = false; return false; }
+    return !!document.querySelector('#guess [data-testid="label-output-value"]');
+  };
+  outwit.clearSaved = () => {
+    if (window.__outwitStrokes) window.__outwitStrokes.forget = true;
+    outwit.clearCanvas('sketchpad');
+  };
+
+  // The canvas's parts go to the server only when an event reads the drawing: Save, Attack it, the editor's guess.
+  // Gradio 6.31's page asks every component that took part in an event for its data again on each change of any
+  // event's loading status (5 a timer tick), and an editor holding ink encodes and uploads its three layers each
+  // time: 15 uploads a tick, none of them used. So a part upload is sent for real only in the moments after a click
+  // that reads the drawing (until the pen next touches a canvas), and a part already sent is answered with the path
+  // the server gave it; the other asks are answered here, with a path that names no file (the page keeps it only as
+  // the component's last value; the next event that reads the drawing asks again).
+  const PART = /^(background|composite|layer_\d+)\.png$/;
+  let wantedUntil = 0;
+  const sent = new Map();  // a part's name, size and hash → the server's answer
+  outwit.wantDrawing = () => { wantedUntil = performance.now() + 10000; };
+  document.addEventListener('click', (event) => {
+    if (event.target.closest?.('#save, #attack-run')) outwit.wantDrawing();
+  }, true);
+  document.addEventListener('pointerdown', (event) => {
+    if (event.target.closest?.('#sketchpad canvas, #attack-sketchpad canvas')) wantedUntil = 0;
+  }, true);
+  const fingerprint = async (files) => {
+    const keys = [];
+    for (const file of files) {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      let hash = 0x811c9dc5;  // FNV-1a
+      for (let i = 0; i < bytes.length; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
+      keys.push(`${file.name}:${bytes.length}:${hash >>> 0}`);
+    }
+    return keys.join('|');
+  };
+  const pageFetch = window.fetch.bind(window);
+  window.fetch = async (input, init = {}) => {
+    const url = typeof input === 'string' ? input : input?.url || '';
+    const files = init.body instanceof FormData ? init.body.getAll('files') : [];
+    if (!url.includes('/gradio_api/upload') || !files.length || !files.every((f) => PART.test(f.name || ''))) {
+      return pageFetch(input, init);
+    }
+    const key = await fingerprint(files);
+    const answer = (text) => new Response(text, {status: 200, headers: {'content-type': 'application/json'}});
+    if (sent.has(key)) return answer(sent.get(key));
+    if (performance.now() > wantedUntil) {
+      return answer(JSON.stringify(files.map((file) => `outwit-not-sent/${file.name}`)));
+    }
+    const response = await pageFetch(input, init);
+    if (response.ok) {
+      sent.set(key, await response.clone().text());
+      if (sent.size > 16) sent.delete(sent.keys().next().value);
+    }
+    return response;
   };
 
   // Names for what a screen reader would otherwise announce as nothing (`labels`: CSS selector -> name), set again
