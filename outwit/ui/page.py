@@ -29,7 +29,7 @@ MAX_REQUEST = 4 * 2**20  # bytes of any request's body: three uploads at most MA
 def build_demo(config: Config, services: Services) -> gr.Blocks:
     panel, refresh, status = panel_handlers(services)
     with PageBlocks(title="Outwit: fool the digit model") as demo:
-        seen_round = gr.State(None)  # the round this page last showed, for refresh()
+        seen_round = gr.State(None)  # the round and panel parts this page last showed, for refresh()
         gr.Markdown(how_it_works(config.retrain_every), elem_id="how-it-works")
         with gr.Row(equal_height=True):  # a column each: on a phone the sandbox goes under the name (side by side,
             with gr.Column(scale=3, min_width=240):  # in one form, its label wrapped a word per line)

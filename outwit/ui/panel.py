@@ -5,6 +5,9 @@ The words and plots are plain functions of an `AppStatus`, so that a test can ca
 """
 from __future__ import annotations
 
+import threading
+import time
+
 import gradio as gr
 import pandas as pd
 
@@ -163,25 +166,70 @@ def status_panel() -> list[gr.components.Component]:
     return [summary, accuracy_plot, digits_plot, gallery]
 
 
-def panel_handlers(services: Services):
-    """(panel, refresh, status): the panel's outputs now; the same on a page's tick, with a toast when a new round
-    landed since the round the page last showed; `/status`'s JSON."""
-    store, reviews, gallery_size = services.store, services.reviews, services.config.gallery_size
+class SharedPanel:
+    """The panel is the same for every page: built once per change, not once per page per tick. `current()` reads
+    the app's status at most every `every` seconds (for all pages at once) and keeps, per part (summary, accuracy
+    plot, digits plot, gallery), the update and a version that moves when that part changed; a page's tick then
+    sends only the parts that changed since the versions it last showed, or nothing."""
 
-    def panel(current: AppStatus | None = None):
-        current = current or services.status()
+    PARTS = 4
+
+    def __init__(self, services: Services, every: float = 1.0):
+        self.services, self.every = services, every
+        self.lock = threading.Lock()
+        self.read_at = float("-inf")
+        self.keys: list = [None] * self.PARTS
+        self.versions = [0] * self.PARTS
+        self.updates: tuple = ()
+        self.status: AppStatus | None = None
+
+    def current(self, fresh: bool = False) -> tuple[AppStatus, tuple, tuple[int, ...]]:
+        """(status, the parts' updates, their versions), at most `every` seconds old (`fresh`: read now)."""
+        with self.lock:
+            if fresh or time.monotonic() - self.read_at >= self.every:
+                self._read()
+            return self.status, self.updates, tuple(self.versions)
+
+    def _read(self) -> None:
+        services = self.services
+        status = services.status()
+        gallery_size, store, reviews = services.config.gallery_size, services.store, services.reviews
         shown = [row for row in store.latest(4 * gallery_size) if reviews.shown(row)][:gallery_size]
-        gallery = [(str(store.path_of(row)), f"drawn {row['label']}, model said {row['guess']}") for row in shown]
-        return (summary_markdown(current) + review_line(reviews), *plot_updates(current),
-                gr.update(value=gallery, visible=bool(gallery)))  # no empty box before the first save
+        summary = summary_markdown(status) + review_line(reviews)
+        frame = accuracy_frame(status)
+        keys = [summary, (frame.to_json(), status.worker.round, status.worker.training), digits_frame(status).to_json(),
+                tuple(row["id"] for row in shown)]
+        changed = [key != self.keys[i] for i, key in enumerate(keys)]
+        if any(changed):
+            gallery = [(str(store.path_of(row)), f"drawn {row['label']}, model said {row['guess']}") for row in shown]
+            accuracy, digits = plot_updates(status)
+            self.updates = (summary, accuracy, digits, gr.update(value=gallery, visible=bool(gallery)))
+            self.versions = [v + 1 if change else v for v, change in zip(self.versions, changed)]
+            self.keys = keys
+        self.status, self.read_at = status, time.monotonic()
 
-    def refresh(seen: int | None):
-        """The panel, with a toast when a new round lands while the page is open; and the round now serving."""
-        current = services.status()
+
+def panel_handlers(services: Services, read_every: float = 1.0):
+    """(panel, refresh, status): the panel's outputs now; on a page's tick, the parts that changed since the page
+    last showed them, with a toast when a new round landed since; `/status`'s JSON. The status is read for all
+    pages at most every `read_every` seconds."""
+    shared = SharedPanel(services, every=read_every)
+
+    def panel():
+        """Every part, read now (after the visitor's own save or retraction)."""
+        return shared.current(fresh=True)[1]
+
+    def refresh(seen: tuple | None):
+        """The parts changed since `seen` (the round and part versions this page shows; None: all), a toast when a
+        new round lands while the page is open, and what the page then shows."""
+        current, updates, versions = shared.current()
         now = current.worker
-        if seen is not None and now.round > seen and (landed := round_landed(now)):
+        seen_round, seen_versions = seen if isinstance(seen, tuple) else (seen, None)
+        if seen_round is not None and now.round > seen_round and (landed := round_landed(now)):
             gr.Info(f"{landed}. Can you still fool it?")
-        return (*panel(current), now.round)
+        parts = [gr.skip() if seen_versions and seen_versions[i] == version else update
+                 for i, (update, version) in enumerate(zip(updates, versions))]
+        return (*parts, (now.round, versions))
 
     def status() -> dict:
         """Round, accuracies, counts, examples until the next round and the Hub sync state, as JSON."""

@@ -140,6 +140,7 @@
   outwit.wantDrawing = () => { wantedUntil = performance.now() + 10000; };
   document.addEventListener('click', (event) => {
     if (event.target.closest?.('#save, #attack-run')) outwit.wantDrawing();
+    else if (event.target.closest?.('button[aria-label="Clear canvas"]')) wantedUntil = 0;  // nothing left to read
   }, true);
   document.addEventListener('pointerdown', (event) => {
     if (event.target.closest?.('#sketchpad canvas, #attack-sketchpad canvas')) wantedUntil = 0;
@@ -161,17 +162,17 @@
     if (!url.includes('/gradio_api/upload') || !files.length || !files.every((f) => PART.test(f.name || ''))) {
       return pageFetch(input, init);
     }
+    const wanted = performance.now() <= wantedUntil;
     const key = await fingerprint(files);
     const answer = (text) => new Response(text, {status: 200, headers: {'content-type': 'application/json'}});
-    if (sent.has(key)) return answer(sent.get(key));
-    if (performance.now() > wantedUntil) {
-      return answer(JSON.stringify(files.map((file) => `outwit-not-sent/${file.name}`)));
+    if (sent.has(key)) {  // sent, or being sent (the page asks for the same parts several times at once)
+      const text = await sent.get(key);
+      if (text !== null) return answer(text);
     }
-    const response = await pageFetch(input, init);
-    if (response.ok) {
-      sent.set(key, await response.clone().text());
-      if (sent.size > 16) sent.delete(sent.keys().next().value);
-    }
+    if (!wanted) return answer(JSON.stringify(files.map((file) => `outwit-not-sent/${file.name}`)));
+    const response = pageFetch(input, init);
+    sent.set(key, response.then((r) => (r.ok ? r.clone().text() : null), () => null));
+    if (sent.size > 16) sent.delete(sent.keys().next().value);
     return response;
   };
 

@@ -1,0 +1,64 @@
+"""What keeps a crowd's cost down, through the app as served: the quick guess's plain route, and a panel built once
+per change that a page's tick sends only in the parts that changed (bench/crowd.py measures both)."""
+import json
+
+import gradio as gr
+import httpx
+import pytest
+from gradio_client import Client
+
+from outwit.config import Config
+from outwit.ml import strokes
+from outwit.sim.drawings import stroke_points
+from outwit.ui.panel import panel_handlers
+from outwit.ui.sketchpad import BRUSH_RADIUS, CANVAS
+from tests.running_app import running_app
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    config = Config(data_dir=tmp_path_factory.mktemp("app") / "data", retrain_every=100, mnist_data="sample")
+    with running_app(config) as (url, services):
+        yield url, Client(url, verbose=False), services
+
+
+def strokes_of(digit: int) -> str:
+    """The strokes as the page records them: CSS px of a canvas shown at 400×300 (it fits, centred)."""
+    scale, left = 300 / CANVAS, (400 - 300) / 2
+    points = [[[left + x * scale, y * scale] for x, y in stroke] for stroke in stroke_points(digit, CANVAS)]
+    return json.dumps({"width": 400, "height": 300, "strokes": points})
+
+
+@pytest.mark.parametrize("digit", [2, 7])
+def test_the_quick_guess_route_answers_as_the_label_shows_it(served, digit):
+    url, _, services = served
+    payload = strokes_of(digit)
+    answer = httpx.post(url + "outwit/guess", content=payload, timeout=30).raise_for_status().json()["label"]
+    probs = services.predictor.predict(strokes.ink(payload, CANVAS, BRUSH_RADIUS))
+    assert answer["label"] == str(digit) == str(int(probs.argmax()))
+    assert [c["label"] for c in answer["confidences"]] == [str(d) for d in probs.argsort()[::-1][:3]]
+    assert answer["confidences"][0]["confidence"] == pytest.approx(float(probs.max()))
+
+
+def test_the_quick_guess_route_refuses_what_is_not_strokes_saying_why(served):
+    url, _, _ = served
+    refused = httpx.post(url + "outwit/guess", content=b"[[[[", timeout=30)
+    assert refused.status_code == 400 and "could not read the strokes" in refused.json()["error"]
+    empty = json.dumps({"width": 400, "height": 300, "strokes": []})
+    assert httpx.post(url + "outwit/guess", content=empty, timeout=30).json() == {"label": None}
+
+
+def test_a_tick_sends_only_the_panel_parts_that_changed(served, fooling_payloads):
+    _, client, services = served
+    _, refresh, _ = panel_handlers(services, read_every=0)  # each tick reads the status
+    *parts, seen = refresh(None)
+    assert all(part != gr.skip() for part in parts) and seen[0] == services.worker.status().round
+    *parts, again = refresh(seen)
+    assert parts == [gr.skip()] * 4 and again == seen  # nothing changed: nothing sent
+    payload, digit = fooling_payloads[0]
+    client.predict(payload, digit, "", False, api_name="/flag")
+    *parts, after = refresh(seen)
+    summary, accuracy, digits, gallery = parts
+    assert "1 in all" in summary and digits != gr.skip() and gallery["visible"] is True
+    assert accuracy == gr.skip()  # no new round: the accuracy plot is not sent again
+    assert after[1][2] > seen[1][2] and after[1][1] == seen[1][1]

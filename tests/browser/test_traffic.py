@@ -1,0 +1,46 @@
+"""What the page sends, counted by the recorder bench/crowd.py replays (outwit/sim/assets/recorder.js): a visitor who
+only draws and waits makes no upload, and a save sends the drawing once."""
+from outwit.sim.browser import draw
+from outwit.sim.traffic import RECORDER
+from tests.pages import LAPTOP, opened, ready_again, wait_for_guess
+
+SENT = """() => window.__traffic.filter((r) => r.start > (window.__since || 0)).map((r) => {
+    const path = new URL(r.url, location.href).pathname;
+    const files = (r.body?.form || []).filter((part) => part.filename).map((part) => part.filename);
+    return {path, files};
+})"""
+
+
+def sent(page) -> list[dict]:
+    return page.evaluate(SENT)
+
+
+def since_now(page) -> None:
+    page.evaluate("window.__since = performance.now()")
+
+
+def test_drawing_and_waiting_sends_no_upload_and_a_save_sends_the_drawing_once(page_url, browser):
+    url, services = page_url
+    page = browser.new_page(viewport=LAPTOP)
+    page.add_init_script(RECORDER.read_text(encoding="utf-8"))
+    opened(page, url)
+    page.locator('#digit [data-testid="8-radio-label"]').click()
+    since_now(page)
+    draw(page, 3, pause_ms=200)
+    wait_for_guess(page, 3)
+    page.wait_for_function("""() => window.__traffic.filter((r) => r.start > window.__since
+        && r.url.includes('/queue/join')).length >= 2""", timeout=30_000)  # two of the panel's ticks
+    drawing = sent(page)
+    assert any(r["path"].endswith("/outwit/guess") for r in drawing), drawing
+    editor = [r for r in drawing if r["path"].endswith(("/gradio_api/upload", "/gradio_api/component_server/"))]
+    assert not editor, f"the page sent the editor's drawing while nothing read it: {editor}"
+    assert not any(r["path"].endswith("/run/predict") for r in drawing), "a second guess for the same strokes"
+
+    since_now(page)
+    page.locator("#save").click()
+    page.locator("#flag-message").get_by_text("Saved:").wait_for(timeout=30_000)
+    ready_again(page)
+    page.wait_for_timeout(6000)  # a tick after the save: the chain's events and the panel's refresh are in
+    files = [name for r in sent(page) if r["path"].endswith("/gradio_api/upload") for name in r["files"]]
+    assert sorted(files) == ["background.png", "composite.png", "layer_0.png"], files
+    page.close()
