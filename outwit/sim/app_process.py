@@ -1,4 +1,4 @@
-"""`python app.py` as its own process on a free loopback port: what the load bench loads and the crash tests kill;
+"""`python app.py` as its own process on a free loopback port: what the crowd bench loads and the crash tests kill;
 and how a client uploads images to an app, as the page does."""
 from __future__ import annotations
 

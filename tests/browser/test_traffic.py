@@ -37,10 +37,14 @@ def test_drawing_and_waiting_sends_no_upload_and_a_save_sends_the_drawing_once(p
     assert not any(r["path"].endswith("/run/predict") for r in drawing), "a second guess for the same strokes"
 
     since_now(page)
+    saved_from = page.evaluate("window.__since")
     page.locator("#save").click()
     page.locator("#flag-message").get_by_text("Saved:").wait_for(timeout=30_000)
     ready_again(page)
-    page.wait_for_timeout(6000)  # a tick after the save: the chain's events and the panel's refresh are in
+    since_now(page)
+    page.wait_for_function("""() => window.__traffic.filter((r) => r.start > window.__since
+        && r.url.includes('/queue/join')).length >= 1""", timeout=30_000)  # a tick after the save and its chain
+    page.evaluate("(mark) => { window.__since = mark; }", saved_from)
     files = [name for r in sent(page) if r["path"].endswith("/gradio_api/upload") for name in r["files"]]
     assert sorted(files) == ["background.png", "composite.png", "layer_0.png"], files
     page.close()
