@@ -20,9 +20,10 @@ RECORDER = Path(__file__).resolve().parent / "assets" / "recorder.js"
 # Whose events are which, by the elem_id of the control (or the component type) that triggers them.
 KIND_OF_TRIGGER = {("quick-guess", "click"): "guess", ("editor-guess", "click"): "editor guess",
                    ("sketchpad", "change"): "editor guess", ("save", "click"): "save", ("sketchpad", "clear"): "clear",
-                   ("timer", "tick"): "refresh"}
+                   ("timer", "tick"): "refresh", ("panel-refresh", "click"): "refresh"}
 KIND_OF_PATH = {"/gradio_api/upload": "upload", "/gradio_api/component_server/": "accept_blobs",
-                "/gradio_api/queue/data": "stream", "/outwit/guess": "guess", "/outwit/panel": "panel check"}
+                "/gradio_api/queue/data": "stream", "/outwit/guess": "guess", "/outwit/panel": "panel check",
+                "/outwit/tried": "clear"}
 
 
 @dataclass

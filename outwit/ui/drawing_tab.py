@@ -17,12 +17,12 @@ from outwit.ml.preprocess import EmptyDrawingError
 from outwit.services import Services
 from outwit.ui import scripts
 from outwit.ui.components import DIGITS, digit_choice, label_value, unreadable, user_error, visitor
-from outwit.ui.routes import guess_route
+from outwit.ui.routes import guess_route, tried_route
 from outwit.ui.sketchpad import BRUSH_RADIUS, CANVAS, sketchpad
 
 
 def drawing_handlers(services: Services):
-    """(predict, finish_attempt, flag, list_saved, retract): the tab's handlers, plain functions."""
+    """(predict, flag, list_saved, retract): the tab's handlers, plain functions."""
     collector, reviews = services.collector, services.reviews
 
     def judge(drawing: dict | None) -> Judgement:
@@ -44,12 +44,6 @@ def drawing_handlers(services: Services):
         except EmptyDrawingError:
             return None
         return label_value(judgement.probs)
-
-    def finish_attempt(sandbox: bool, shown: str):
-        """The visitor cleared a guessed drawing without saving it: one more attempt that did not fool."""
-        if shown == "shown" and not sandbox:
-            collector.tried()
-        return None
 
     def flag(drawing: dict | None, digit: int | None, name: str | None = None, sandbox: bool = False,
              mine: list | None = None, request: gr.Request | None = None):
@@ -84,8 +78,9 @@ def drawing_handlers(services: Services):
                 f"{now.until_next_round} more until the next retrain."), mine, row["id"]
 
     def list_saved(mine: list, last: str):
-        """This session's saved drawings, the newest picked: what the visitor may retract."""
-        return gr.update(choices=[tuple(m) for m in mine], value=last or None)
+        """After a save: this session's saved drawings, the newest picked (what the visitor may retract); the guess
+        and the digit cleared for the next drawing."""
+        return gr.update(choices=[tuple(m) for m in mine], value=last or None), None, None
 
     def retract(example_id: str | None, request: gr.Request | None = None) -> str:
         """Take back one of this session's saved drawings: it stays in the log, marked, and is not trained on."""
@@ -95,7 +90,7 @@ def drawing_handlers(services: Services):
             raise user_error(str(err)) from None
         return "Retracted: it stays in the log, marked, and is left out of training and testing."
 
-    return predict, finish_attempt, flag, list_saved, retract
+    return predict, flag, list_saved, retract
 
 
 @dataclass(frozen=True)
@@ -104,12 +99,12 @@ class DrawingEvents:
 
     saved: gr.events.Dependency  # runs after a save (and the canvas cleared), whether it was refused or not
     retracted: gr.events.Dependency  # chain with .success: after a retraction that was taken
-    routes: list  # the plain routes the tab's page script calls: the quick guess
+    routes: list  # the plain routes the tab's page script calls: the quick guess, an attempt counted
 
 
 def drawing_tab(services: Services, name: gr.Textbox, sandbox: gr.Checkbox) -> DrawingEvents:
     """The tab's layout and wiring; call inside a `gr.Tab`; `name` and `sandbox` are the page's."""
-    predict, finish_attempt, flag, list_saved, retract = drawing_handlers(services)
+    predict, flag, list_saved, retract = drawing_handlers(services)
     mine = gr.State([])  # this session's saved drawings: [label, id] pairs it may retract
     with gr.Row():
         with gr.Column():
@@ -121,10 +116,9 @@ def drawing_tab(services: Services, name: gr.Textbox, sandbox: gr.Checkbox) -> D
             save = gr.Button("The model was wrong: save it", variant="primary", elem_id="save")
             message = gr.Markdown(elem_id="flag-message")
     # What the page's script clicks when the pen lifts: the quick guess (client-side: it asks the plain route), or,
-    # once another tool than the brush was used, the editor's own guess; and what a clear says of the drawing.
+    # once another tool than the brush was used, the editor's own guess.
     quick = gr.Button("guess", visible="hidden", elem_id="quick-guess")
     editor_guess = gr.Button("guess the drawing", visible="hidden", elem_id="editor-guess")
-    shown = gr.Textbox(visible=False, elem_id="guess-shown")
     with gr.Row():
         saved = gr.Dropdown(label="Your saved drawings this session", choices=[], elem_id="mine",
                             allow_custom_value=True, scale=3)  # an API client sends an id
@@ -135,13 +129,13 @@ def drawing_tab(services: Services, name: gr.Textbox, sandbox: gr.Checkbox) -> D
     quick.click(None, guess, guess, js=scripts.QUICK_GUESS, show_progress="hidden")
     editor_guess.click(predict, sketch, guess, api_name="predict", trigger_mode="always_last", show_progress="hidden",
                        queue=False)
-    sketch.clear(finish_attempt, [sandbox, shown], guess, js=scripts.CLEARED, queue=False, show_progress="hidden",
-                 api_visibility="private")
+    sketch.clear(None, sandbox, guess, js=scripts.CLEARED)  # an attempt counted on the plain route /outwit/tried
     clear.click(None, js=scripts.clear_canvas("sketchpad"))
     saving = save.click(flag, [sketch, digit, name, sandbox, mine], [message, mine, saved_id], api_name="flag")
-    after_save = saving.success(list_saved, [mine, saved_id], saved, api_visibility="private").success(
-        lambda: (None, None), None, [guess, digit], api_visibility="private").then(None, js=scripts.CLEAR_SAVED)
+    after_save = saving.success(list_saved, [mine, saved_id], [saved, guess, digit], api_visibility="private").then(
+        None, js=scripts.CLEAR_SAVED)
     retracting = retract_button.click(retract, saved, retract_message, api_name="retract")
     shown_as = lambda probs: guess.postprocess(label_value(probs)).model_dump()  # noqa: E731 - as the Label sends it
     quick_route = guess_route(services.predictor.predict, shown_as, CANVAS, BRUSH_RADIUS)
-    return DrawingEvents(saved=after_save, retracted=retracting, routes=[quick_route])
+    return DrawingEvents(saved=after_save, retracted=retracting,
+                         routes=[quick_route, tried_route(services.collector.tried)])

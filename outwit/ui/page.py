@@ -21,13 +21,14 @@ from outwit.ui.http_limits import BodyLimit
 from outwit.ui.panel import how_it_works, panel_handlers, status_panel
 from outwit.ui.refusals import PageBlocks, unknown_endpoint
 from outwit.ui.review_tabs import rounds_tab, validate_tab
+from outwit.ui.routes import panel_route
 
 MAX_UPLOAD = "1mb"  # a canvas's PNG layers are a few KB each: a bigger upload is not a drawing
 MAX_REQUEST = 4 * 2**20  # bytes of any request's body: three uploads at most MAX_UPLOAD, and room to spare
 
 
 def build_demo(config: Config, services: Services) -> gr.Blocks:
-    panel, refresh, status = panel_handlers(services)
+    panel, refresh, status, versions = panel_handlers(services)
     with PageBlocks(title="Outwit: fool the digit model") as demo:
         seen_round = gr.State(None)  # the round and panel parts this page last showed, for refresh()
         gr.Markdown(how_it_works(config.retrain_every), elem_id="how-it-works")
@@ -47,18 +48,22 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
                 admin_tab(services, config.admin_password)
         panel_outputs = status_panel()
 
-        drawing.saved.then(panel, None, panel_outputs, api_visibility="private")
-        drawing.retracted.success(panel, None, panel_outputs, api_visibility="private")
-        saved_attack.success(panel, None, panel_outputs, api_visibility="private")
+        shows = [*panel_outputs, seen_round]
+        drawing.saved.then(panel, None, shows, api_visibility="private")
+        drawing.retracted.success(panel, None, shows, api_visibility="private")
+        saved_attack.success(panel, None, shows, api_visibility="private")
         gr.api(status, api_name="status", queue=False)
-        timer = gr.Timer(5.0)
-        timer.tick(refresh, seen_round, [*panel_outputs, seen_round], api_visibility="private", show_progress="hidden")
-        demo.load(refresh, seen_round, [*panel_outputs, seen_round], api_visibility="private")
+        # Every 5 s the page asks the plain route what the panel is at (outwit/ui/routes.py), and only when a part
+        # changed does it click this, for the parts that changed (at most every 15 s, unless a round landed).
+        panel_refresh = gr.Button("refresh", visible="hidden", elem_id="panel-refresh")
+        panel_refresh.click(refresh, seen_round, shows, api_visibility="private", show_progress="hidden")
+        gr.Timer(5.0).tick(None, js=scripts.PANEL_TICK)
+        demo.load(refresh, seen_round, shows, api_visibility="private")
         demo.load(None, js=scripts.SELECT_BRUSH)
         demo.load(None, js=scripts.RECORD_STROKES)
         demo.load(None, js=scripts.label_elements())  # names for the canvases and plots, for screen readers
         machine_tab.select(None, js=scripts.SELECT_BRUSH)
-    demo.plain_routes = drawing.routes  # served beside Gradio's by launch()
+    demo.plain_routes = [*drawing.routes, panel_route(versions)]  # served beside Gradio's by launch()
     return demo
 
 

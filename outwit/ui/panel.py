@@ -210,14 +210,16 @@ class SharedPanel:
 
 
 def panel_handlers(services: Services, read_every: float = 1.0):
-    """(panel, refresh, status): the panel's outputs now; on a page's tick, the parts that changed since the page
-    last showed them, with a toast when a new round landed since; `/status`'s JSON. The status is read for all
-    pages at most every `read_every` seconds."""
+    """(panel, refresh, status, versions): every part of the panel read now; on a page's refresh, the parts that
+    changed since the page last showed them, with a toast when a new round landed since; `/status`'s JSON; what the
+    panel is at (for the page's cheap check, `outwit.ui.routes.panel_route`). Both `panel` and `refresh` also return
+    what the page then shows (its `seen`). The status is read for all pages at most every `read_every` seconds."""
     shared = SharedPanel(services, every=read_every)
 
     def panel():
-        """Every part, read now (after the visitor's own save or retraction)."""
-        return shared.current(fresh=True)[1]
+        """Every part, read now (after the visitor's own save or retraction), and what the page then shows."""
+        current, updates, versions = shared.current(fresh=True)
+        return (*updates, (current.worker.round, versions))
 
     def refresh(seen: tuple | None):
         """The parts changed since `seen` (the round and part versions this page shows; None: all), a toast when a
@@ -235,4 +237,9 @@ def panel_handlers(services: Services, read_every: float = 1.0):
         """Round, accuracies, counts, examples until the next round and the Hub sync state, as JSON."""
         return services.status().to_json()
 
-    return panel, refresh, status
+    def versions() -> dict:
+        """The serving round and the parts' versions: what a page compares with what it shows."""
+        current, _, at = shared.current()
+        return {"round": current.worker.round, "versions": ".".join(map(str, at))}
+
+    return panel, refresh, status, versions

@@ -1,5 +1,9 @@
-"""The quick guess on a plain route beside Gradio's: `POST /outwit/guess` with the strokes the page recorded (the
-JSON `outwit.ml.strokes` reads) → the guess as the page's gr.Label takes it.
+"""Plain routes beside Gradio's, for what every page asks most often:
+- `POST /outwit/guess`: the strokes the page recorded (the JSON `outwit.ml.strokes` reads) → the guess as the page's
+  gr.Label takes it;
+- `GET /outwit/panel`: the serving round and the versions of the panel's parts, which a page's 5-s tick compares
+  with what it shows before it asks Gradio for the parts that changed;
+- `POST /outwit/tried`: a guessed drawing was cleared without being saved (one more attempt that did not fool).
 
 A stroke's guess is the request a crowd sends most. Through Gradio's event route it cost 9.6 ms of server CPU
 (routing, the event's checks, pre- and postprocessing, and the page then asked every input for its data again,
@@ -19,7 +23,7 @@ from outwit.ml import strokes
 from outwit.ml.preprocess import EmptyDrawingError
 from outwit.ml.strokes import StrokesError
 
-GUESS_PATH = "/outwit/guess"
+GUESS_PATH, PANEL_PATH, TRIED_PATH = "/outwit/guess", "/outwit/panel", "/outwit/tried"
 
 
 def guess_route(predict: Callable, label: Callable, canvas: int, brush_radius: float) -> Route:
@@ -39,3 +43,22 @@ def guess_route(predict: Callable, label: Callable, canvas: int, brush_radius: f
         return await run_in_threadpool(guess, body.decode("utf-8", errors="replace"))
 
     return Route(GUESS_PATH, endpoint, methods=["POST"])
+
+
+def panel_route(versions: Callable[[], dict]) -> Route:
+    """`versions`: the panel's round and part versions (outwit.ui.panel), read at most once a second for all."""
+
+    async def endpoint(request: Request) -> JSONResponse:
+        return JSONResponse(versions(), headers={"cache-control": "no-store"})
+
+    return Route(PANEL_PATH, endpoint, methods=["GET"])
+
+
+def tried_route(tried: Callable[[], None]) -> Route:
+    """`tried`: count one more attempt (outwit.dadc.collect.Collector.tried)."""
+
+    async def endpoint(request: Request) -> JSONResponse:
+        tried()
+        return JSONResponse({"counted": True})
+
+    return Route(TRIED_PATH, endpoint, methods=["POST"])

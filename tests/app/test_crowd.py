@@ -50,11 +50,12 @@ def test_the_quick_guess_route_refuses_what_is_not_strokes_saying_why(served):
 
 def test_a_tick_sends_only_the_panel_parts_that_changed(served, fooling_payloads):
     _, client, services = served
-    _, refresh, _ = panel_handlers(services, read_every=0)  # each tick reads the status
+    _, refresh, _, versions = panel_handlers(services, read_every=0)  # each tick reads the status
     *parts, seen = refresh(None)
     assert all(part != gr.skip() for part in parts) and seen[0] == services.worker.status().round
     *parts, again = refresh(seen)
     assert parts == [gr.skip()] * 4 and again == seen  # nothing changed: nothing sent
+    at = versions()
     payload, digit = fooling_payloads[0]
     client.predict(payload, digit, "", False, api_name="/flag")
     *parts, after = refresh(seen)
@@ -62,3 +63,10 @@ def test_a_tick_sends_only_the_panel_parts_that_changed(served, fooling_payloads
     assert "1 in all" in summary and digits != gr.skip() and gallery["visible"] is True
     assert accuracy == gr.skip()  # no new round: the accuracy plot is not sent again
     assert after[1][2] > seen[1][2] and after[1][1] == seen[1][1]
+    assert versions()["versions"] != at["versions"] and versions()["round"] == at["round"]  # what a page checks
+
+
+def test_the_panel_check_route_says_what_the_panel_is_at(served):
+    url, _, services = served
+    answer = httpx.get(url + "outwit/panel", timeout=30).raise_for_status().json()
+    assert answer["round"] == services.worker.status().round and answer["versions"].count(".") == 3

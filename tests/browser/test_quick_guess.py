@@ -15,7 +15,7 @@ def test_the_guess_comes_from_the_strokes_and_the_editor_sends_nothing(page_url,
     blocked, joins = [], []
     for path in ("**/gradio_api/component_server/**", "**/gradio_api/upload**"):
         page.route(path, lambda route: (blocked.append(route.request.url), route.abort()))
-    page.on("request", lambda request: joins.append(1) if "/queue/join" in request.url else None)
+    page.on("request", lambda request: joins.append(1) if "/outwit/panel" in request.url else None)
     opened(page, url)
     draw(page, 7)
     guess = page.locator("#guess [data-testid='label-output-value']")

@@ -20,6 +20,8 @@ def since_now(page) -> None:
 
 
 def test_drawing_and_waiting_sends_no_upload_and_a_save_sends_the_drawing_once(page_url, browser):
+    """Draw and wait: the strokes' guess only; save: one set of the canvas's parts; draw again while events run:
+    nothing of the canvas."""
     url, services = page_url
     page = browser.new_page(viewport=LAPTOP)
     page.add_init_script(RECORDER.read_text(encoding="utf-8"))
@@ -29,7 +31,7 @@ def test_drawing_and_waiting_sends_no_upload_and_a_save_sends_the_drawing_once(p
     draw(page, 3, pause_ms=200)
     wait_for_guess(page, 3)
     page.wait_for_function("""() => window.__traffic.filter((r) => r.start > window.__since
-        && r.url.includes('/queue/join')).length >= 2""", timeout=30_000)  # two of the panel's ticks
+        && r.url.includes('/outwit/panel')).length >= 2""", timeout=30_000)  # two of the panel's ticks
     drawing = sent(page)
     assert any(r["path"].endswith("/outwit/guess") for r in drawing), drawing
     editor = [r for r in drawing if r["path"].endswith(("/gradio_api/upload", "/gradio_api/component_server/"))]
@@ -43,8 +45,21 @@ def test_drawing_and_waiting_sends_no_upload_and_a_save_sends_the_drawing_once(p
     ready_again(page)
     since_now(page)
     page.wait_for_function("""() => window.__traffic.filter((r) => r.start > window.__since
-        && r.url.includes('/queue/join')).length >= 1""", timeout=30_000)  # a tick after the save and its chain
+        && r.url.includes('/outwit/panel')).length >= 1""", timeout=30_000)  # a tick after the save and its chain
     page.evaluate("(mark) => { window.__since = mark; }", saved_from)
     files = [name for r in sent(page) if r["path"].endswith("/gradio_api/upload") for name in r["files"]]
     assert sorted(files) == ["background.png", "composite.png", "layer_0.png"], files
+
+    # The canvas has now been read by an event: Gradio asks it for its data on every loading-status change of any
+    # event (it uploaded its layers each time). Draw again and make some: still nothing sent.
+    since_now(page)
+    draw(page, 7, pause_ms=200)
+    wait_for_guess(page, 7)
+    for _ in range(2):
+        page.evaluate("document.querySelector('#panel-refresh').click()")
+    page.wait_for_function("""() => window.__traffic.filter((r) => r.start > window.__since
+        && r.url.includes('/queue/join')).length >= 2 && window.__traffic.every((r) => r.end !== null
+        || r.messages !== null)""", timeout=30_000)
+    editor = [r for r in sent(page) if r["path"].endswith(("/gradio_api/upload", "/gradio_api/component_server/"))]
+    assert not editor, f"the page sent the editor's drawing while nothing read it: {editor}"
     page.close()

@@ -122,6 +122,36 @@
     if (state?.forget) { state.forget = false; return false; }
     return !!document.querySelector('#guess [data-testid="label-output-value"]');
   };
+  // The editor's clear event (client-side): one more attempt that did not fool, counted on the plain route
+  // /outwit/tried, when the drawing cleared was guessed (not in the sandbox, not after a save); the guess cleared.
+  outwit.cleared = (sandbox) => {
+    if (outwit.guessShown() && !sandbox) fetch(route('/outwit/tried'), {method: 'POST'}).catch(() => {});
+    return null;
+  };
+
+  // The panel's 5-s tick (client-side): ask the plain route /outwit/panel what the panel is at, and only when a part
+  // changed click the hidden #panel-refresh, whose event (Gradio's queue: a round's toast comes with it) sends the
+  // parts that changed. When only counts changed (a crowd saves all the time) at most every PANEL_EVERY_MS; a new
+  // round at once. A page in a background tab asks nothing.
+  const PANEL_EVERY_MS = 15000;
+  let panelAt = null, panelRound = null, panelAsked = 0, checking = false;
+  outwit.panelTick = async () => {
+    if (document.hidden || checking) return;
+    checking = true;
+    try {
+      const response = await fetch(route('/outwit/panel'), {cache: 'no-store'});
+      if (!response.ok) return;
+      const {round, versions} = await response.json();
+      const now = performance.now();
+      if (versions === panelAt || (round === panelRound && now - panelAsked < PANEL_EVERY_MS)) return;
+      panelAt = versions; panelRound = round; panelAsked = now;
+      document.querySelector('#panel-refresh')?.click();
+    } catch (error) {
+      // the server is away for a moment (a restart): the next tick asks again
+    } finally {
+      checking = false;
+    }
+  };
   outwit.clearSaved = () => {
     if (window.__outwitStrokes) window.__outwitStrokes.forget = true;
     outwit.clearCanvas('sketchpad');
