@@ -141,20 +141,22 @@ def plot_updates(status: AppStatus) -> tuple[dict, dict]:
                             f"drawings: {worker.until_next_round} to go.")
     counts = worker.examples.per_digit
     digits_caption = "" if any(counts.values()) else "No drawings saved yet: each one you save is counted here."
-    frame = accuracy_frame(status)
-    in_order = list(dict.fromkeys(frame["round"]))  # the rounds as text sort "10" before "2"
-    return (gr.update(value=frame, caption=accuracy_caption, sort=in_order),
+    return (gr.update(value=accuracy_frame(status), caption=accuracy_caption),
             gr.update(value=digits_frame(status), caption=digits_caption,
                       y_lim=[0, max(5, *counts.values()) if counts else 5]))
 
 
 # ---------------------------------------------------------------------------------------------- on the page
+# The rounds in order on the plot's axis (as text, "10" sorts before "2"). Fixed at build: the plot, sent a new order
+# with a new round's rows in one update, drew them only when sent again. Later rounds follow in the frame's order.
+ROUND_ORDER = [str(r) for r in range(200)]
+
 def status_panel() -> list[gr.components.Component]:
     """The panel's layout; call inside `gr.Blocks`. Returns its outputs, in the order `panel_handlers` fill them."""
     with gr.Group():
         summary = gr.Markdown(elem_id="summary")
         with gr.Row():
-            accuracy_plot = gr.LinePlot(x="round", y="accuracy", color="measured on", y_lim=[0, 1],
+            accuracy_plot = gr.LinePlot(x="round", y="accuracy", color="measured on", y_lim=[0, 1], sort=ROUND_ORDER,
                                         y_axis_format=".0%", title="Accuracy per round",
                                         x_title="round", min_width=320, elem_id="accuracy-plot")
             digits_plot = gr.BarPlot(x="digit", y="examples", title="Adversarial examples per digit",
@@ -188,7 +190,9 @@ class SharedPanel:
         with self.lock:
             if fresh or time.monotonic() - self.read_at >= self.every:
                 self._read()
-            return self.status, self.updates, tuple(self.versions)
+            # Copies: Gradio takes the value out of an update it sends (it would be gone for the next page)
+            updates = tuple(dict(update) if isinstance(update, dict) else update for update in self.updates)
+            return self.status, updates, tuple(self.versions)
 
     def _read(self) -> None:
         services = self.services
@@ -231,7 +235,12 @@ def panel_handlers(services: Services, read_every: float = 1.0):
             gr.Info(f"{landed}. Can you still fool it?")
         parts = [gr.skip() if seen_versions and seen_versions[i] == version else update
                  for i, (update, version) in enumerate(zip(updates, versions))]
-        return (*parts, (now.round, versions))
+        # The accuracy plot draws a new round's rows only when it is sent them a second time (Gradio 6.31's
+        # LinePlot): a page is marked as having seen it (-version) after the first send; the next refresh, which the
+        # page asks for after a new round, sends it again.
+        first_send = parts[1] is updates[1] and not (seen_versions and seen_versions[1] == -versions[1])
+        shows = (versions[0], -versions[1] if first_send else versions[1], *versions[2:])
+        return (*parts, (now.round, shows))
 
     def status() -> dict:
         """Round, accuracies, counts, examples until the next round and the Hub sync state, as JSON."""

@@ -63,3 +63,27 @@ def test_drawing_and_waiting_sends_no_upload_and_a_save_sends_the_drawing_once(p
     editor = [r for r in sent(page) if r["path"].endswith(("/gradio_api/upload", "/gradio_api/component_server/"))]
     assert not editor, f"the page sent the editor's drawing while nothing read it: {editor}"
     page.close()
+
+
+def test_a_cleared_guess_counts_one_attempt_and_a_saved_one_does_not(page_url, browser):
+    url, services = page_url
+    attempts = lambda: services.worker.status().error_rate.attempts  # noqa: E731
+    page = opened(browser.new_page(viewport=LAPTOP), url)
+    before = attempts()
+    draw(page, 4)
+    wait_for_guess(page, 4)
+    page.locator("#clear").click()
+    page.wait_for_function("() => !document.querySelector(\"#guess [data-testid='label-output-value']\")")
+    for _ in range(100):  # the count is sent as the canvas clears
+        if attempts() == before + 1:
+            break
+        page.wait_for_timeout(100)
+    assert attempts() == before + 1
+    page.locator('#digit [data-testid="8-radio-label"]').click()
+    draw(page, 3)
+    wait_for_guess(page, 3)
+    page.locator("#save").click()
+    page.locator("#flag-message").get_by_text("Saved:").wait_for(timeout=30_000)
+    ready_again(page)
+    assert attempts() == before + 2  # the save counted itself once; the clear after it nothing more
+    page.close()

@@ -110,7 +110,7 @@
       .then(async (response) => {
         const body = await response.json();
         if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-        return body.label;
+        return body.label ?? {};  // no digit: an empty Label
       });
     newest = answer;
     const label = await answer;
@@ -126,7 +126,7 @@
   // /outwit/tried, when the drawing cleared was guessed (not in the sandbox, not after a save); the guess cleared.
   outwit.cleared = (sandbox) => {
     if (outwit.guessShown() && !sandbox) fetch(route('/outwit/tried'), {method: 'POST'}).catch(() => {});
-    return null;
+    return {};  // an empty Label, as Gradio sends None (null would be taken as no change)
   };
 
   // The panel's 5-s tick (client-side): ask the plain route /outwit/panel what the panel is at, and only when a part
@@ -134,7 +134,7 @@
   // parts that changed. When only counts changed (a crowd saves all the time) at most every PANEL_EVERY_MS; a new
   // round at once. A page in a background tab asks nothing.
   const PANEL_EVERY_MS = 15000;
-  let panelAt = null, panelRound = null, panelAsked = 0, checking = false;
+  let panelAt = null, panelRound = null, panelAsked = 0, panelAgain = false, checking = false;
   outwit.panelTick = async () => {
     if (document.hidden || checking) return;
     checking = true;
@@ -143,7 +143,9 @@
       if (!response.ok) return;
       const {round, versions} = await response.json();
       const now = performance.now();
-      if (versions === panelAt || (round === panelRound && now - panelAsked < PANEL_EVERY_MS)) return;
+      const again = panelRound !== null && round === panelRound && panelAgain;  // a new round's plot, sent again
+      panelAgain = panelRound !== null && round !== panelRound;
+      if (!again && (versions === panelAt || (round === panelRound && now - panelAsked < PANEL_EVERY_MS))) return;
       panelAt = versions; panelRound = round; panelAsked = now;
       document.querySelector('#panel-refresh')?.click();
     } catch (error) {
