@@ -14,7 +14,8 @@ starting at random times over 20 s and going round the recording, and measures o
   are the generator's limits, not the app's.
 Afterwards the app is stopped as a Space is (SIGTERM) and its data folder read back: every acknowledged save must be
 there once. `--baseline DIR` runs the same on another checkout first (`git worktree add DIR <commit>`), for a side
-by side in one run. Prints one JSON line per app and N as it goes, and a final JSON line with all of them.
+by side in one run (run as its requirements install it: without uvloop and httptools if it does not list them).
+Prints one JSON line per app and N as it goes, and a final JSON line with all of them.
 """
 from __future__ import annotations
 
@@ -84,11 +85,22 @@ async def crowd(url: str, recording, visitors: int, seconds: float, pid: int, ta
     }
 
 
+def as_installed(repo: Path, folder: Path) -> dict:
+    """The environment that runs `repo`'s app as its own requirements install it: uvloop and httptools (which
+    uvicorn uses when it can import them) hidden when it does not list them."""
+    if "uvloop" in (repo / "requirements.txt").read_text():
+        return {}
+    for module in ("uvloop", "httptools"):
+        (folder / f"{module}.py").write_text(f"raise ImportError('{module}: not in this checkout's requirements')\n")
+    return {"PYTHONPATH": str(folder)}
+
+
 def run(repo: Path, name: str, visitor_counts: list[int], seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        (tmp / "hidden").mkdir()
         app = AppProcess(tmp / "data", tmp / "app.log", repo=repo, RETRAIN_EVERY=50, FLAGS_PER_SESSION=0,
-                         GATE_MARGIN=100, REPLICA_ID="crowd").start()
+                         GATE_MARGIN=100, REPLICA_ID="crowd", **as_installed(repo, tmp / "hidden")).start()
         try:
             recording = record(app.url, DIGITS, SAVES)
             per_minute = 60 / max(entry.start for entry in recording)

@@ -51,9 +51,9 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         panel_outputs = status_panel()
 
         shows = [*panel_outputs, seen_round]
-        drawing.saved.then(panel, None, shows, api_visibility="private")
-        drawing.retracted.success(panel, None, shows, api_visibility="private")
-        saved_attack.success(panel, None, shows, api_visibility="private")
+        drawing.saved.then(panel, seen_round, shows, api_visibility="private")
+        drawing.retracted.success(panel, seen_round, shows, api_visibility="private")
+        saved_attack.success(panel, seen_round, shows, api_visibility="private")
         gr.api(status, api_name="status", queue=False)
         # Every 5 s the page asks the plain route what the panel is at (outwit/ui/routes.py), and only when a part
         # changed does it click this, for the parts that changed (at most every 15 s, unless a round landed).

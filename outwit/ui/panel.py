@@ -220,15 +220,14 @@ def panel_handlers(services: Services, read_every: float = 1.0):
     what the page then shows (its `seen`). The status is read for all pages at most every `read_every` seconds."""
     shared = SharedPanel(services, every=read_every)
 
-    def panel():
-        """Every part, read now (after the visitor's own save or retraction), and what the page then shows."""
-        current, updates, versions = shared.current(fresh=True)
-        return (*updates, (current.worker.round, versions))
+    def panel(seen: tuple | None = None):
+        """As `refresh`, read now: after the visitor's own save or retraction, which they expect to see counted."""
+        return refresh(seen, fresh=True)
 
-    def refresh(seen: tuple | None):
+    def refresh(seen: tuple | None, fresh: bool = False):
         """The parts changed since `seen` (the round and part versions this page shows; None: all), a toast when a
         new round lands while the page is open, and what the page then shows."""
-        current, updates, versions = shared.current()
+        current, updates, versions = shared.current(fresh=fresh)
         now = current.worker
         seen_round, seen_versions = seen if isinstance(seen, tuple) else (seen, None)
         if seen_round is not None and now.round > seen_round and (landed := round_landed(now)):
