@@ -91,7 +91,7 @@ def as_installed(repo: Path, folder: Path) -> dict:
     if "uvloop" in (repo / "requirements.txt").read_text():
         return {}
     for module in ("uvloop", "httptools"):
-        (folder / f"{module}.py").write_text(f"raise ImportError('{module}: not in this checkout's requirements')\n")
+        (folder / f"{module}.py").write_text(f"raise ImportError({module + ': not in the requirements'!r})\n")
     return {"PYTHONPATH": str(folder)}
 
 
