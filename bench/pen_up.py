@@ -7,10 +7,10 @@ tests do) and draws each digit stroke by stroke with the mouse, on a fresh page 
 stroke: from its `pointerup` to the end of the frame that paints the first change of the guess (its top digit and
 bars) after it (`in_page_p50_ms`: to the change in the page, before that frame); a stroke that leaves the guess as it
 was is not counted. Each digit is drawn three times, side by side in one run: as the page is (the first guess is its
-quick one, from the strokes it recorded: strokes.py; the editor's own follows; the editor's pen-up work and its
-frames wait until the quick guess is painted: the pen-up hold in outwit/ui/assets/page.js), the same without that
-wait, and with the quick guess switched off (only the editor's path: it encodes and sends its canvas, then
-`/predict`).
+quick one, from the strokes it recorded, on the plain route /outwit/guess: strokes.py, outwit/ui/routes.py; the
+editor's pen-up work and its frames wait until the quick guess is painted: the pen-up hold in
+outwit/ui/assets/page.js), the same without that wait, and with the quick guess switched off (the editor's path, as
+after an undo or the eraser: it encodes and uploads its canvas, then `/predict`).
 `first_guess_stood` counts the strokes whose first top digit was still the top digit when the next stroke began.
 Prints one JSON line: p50/p99 in ms of each. Target: p50 at most 50 ms.
 """
