@@ -136,3 +136,20 @@ def test_a_held_pen_up_is_handed_on_even_if_no_guess_comes(browser):
     page.wait_for_function("frames_drawn > %d" % (before + 3))
     assert page.evaluate("log") == ["recorded", "editor: pen-up"]
     page.close()
+
+
+def test_after_an_undo_the_guess_comes_from_the_editors_drawing(page_url, browser):
+    """Once another tool than the brush was used (here the editor's Undo), the recorded strokes no longer match the
+    canvas: each pen-up then asks for the editor's own guess (/predict, which reads the canvas)."""
+    url, _ = page_url
+    page = opened(browser.new_page(viewport=LAPTOP), url)
+    predicts = []
+    page.on("request", lambda request: predicts.append(1) if request.url.endswith("/run/predict") else None)
+    draw(page, 1)
+    wait_for_guess(page, 1)
+    page.locator('#sketchpad button[aria-label="Undo"]').click()
+    assert page.evaluate("() => window.__outwitStrokes.off")
+    draw(page, 7)
+    wait_for_guess(page, 7)
+    assert predicts, "the guess did not come from the editor's drawing"
+    page.close()
