@@ -3,7 +3,7 @@
     python -m bench.crowd [--visitors 25 50 100 200] [--seconds 30] [--baseline DIR]
 
 Starts `python app.py` on a free port (a temporary data folder, the embedded MNIST sample), opens the page in
-Debian's Chromium and records everything it sends while a visitor draws 8 digits in about a minute, stroke by
+Debian's Chromium and records everything it sends while a visitor draws 8 digits in about 80 s, stroke by
 stroke, looks at each guess for 4 s while the panel's timer ticks, clears 6 and saves 2 (outwit/sim/traffic.py).
 Then replays that traffic for each N in turn from this one asyncio process (outwit/sim/replay.py), visitors
 starting at random times over 20 s and going round the recording, and measures over the next `--seconds`:
@@ -35,6 +35,7 @@ import numpy as np
 from outwit.sim.app_process import REPO, AppProcess
 from outwit.sim.replay import Tally, Visitor
 from outwit.sim.traffic import counts, record
+from outwit.storage import read_jsonl
 
 DIGITS = [3, 7, 1, 8, 2, 5, 0, 9]
 SAVES = {2, 6}
@@ -115,13 +116,12 @@ def run(repo: Path, name: str, visitor_counts: list[int], seconds: float) -> dic
                 print(json.dumps({"app": name, **figures}), flush=True)
                 time.sleep(3)
         finally:
-            result["exit_code"] = app.stop()
-        ids = Counter()
-        for metadata in (tmp / "data" / "adversarial").glob("*/*/metadata.jsonl"):
-            ids.update(json.loads(line)["id"] for line in metadata.read_text(encoding="utf-8").splitlines())
-        rounds = [json.loads(line) for path in (tmp / "data" / "rounds").glob("*/rounds.jsonl")
-                  for line in path.read_text().splitlines()]
-    result.update(saves_acknowledged=len(tally.acknowledged), saves_refused_after_a_round=tally.refused,
+            exit_code = app.stop()
+        ids = Counter(row["id"] for path in (tmp / "data" / "adversarial").glob("*/*/metadata.jsonl")
+                      for row in read_jsonl(path))
+        rounds = [row for path in (tmp / "data" / "rounds").glob("*/rounds.jsonl") for row in read_jsonl(path)]
+    result.update(exit_code=exit_code, saves_acknowledged=len(tally.acknowledged),
+                  saves_refused_after_a_round=tally.refused,
                   acknowledged_on_disk_once=sum(1 for i in tally.acknowledged if ids[i] == 1),
                   rounds_run=sum(1 for r in rounds if r["status"] in ("promoted", "rejected")))
     return result

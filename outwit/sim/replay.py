@@ -24,7 +24,7 @@ import httpx
 from outwit.sim.traffic import Entry
 
 TIMEOUT = 60.0  # seconds a request or an event's result is waited for before it counts as an error
-REFUSALS = ("already reads this as", "did not fool", "not fooled")  # a save refused because a round landed
+REFUSAL = "already reads this as"  # a save refused because a round learnt the drawing (collect.NotFooled)
 
 
 def _fresh(token: str, rng: random.Random) -> str:
@@ -180,7 +180,7 @@ class Visitor:
                 saved = (message.get("output") or {}).get("data") or []
                 if saved and isinstance(saved[-1], str) and saved[-1]:
                     self.tally.acknowledged.append(saved[-1])
-        elif kind == "save" and any(r in str(message.get("output")) for r in REFUSALS):
+        elif kind == "save" and REFUSAL in str(message.get("output")):
             self.tally.refused += 1
         else:
             self.tally.errors[f"{kind}: {str((message.get('output') or {}).get('error'))[:60]}"] += 1

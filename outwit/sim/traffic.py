@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from outwit.sim.browser import CHROMIUM, FLAGS, draw
+from outwit.ui.routes import GUESS_PATH, PANEL_PATH, TRIED_PATH
 
 RECORDER = Path(__file__).resolve().parent / "assets" / "recorder.js"
 # Whose events are which, by the elem_id of the control (or the component type) that triggers them.
@@ -22,8 +23,7 @@ KIND_OF_TRIGGER = {("quick-guess", "click"): "guess", ("editor-guess", "click"):
                    ("sketchpad", "change"): "editor guess", ("save", "click"): "save", ("sketchpad", "clear"): "clear",
                    ("timer", "tick"): "refresh", ("panel-refresh", "click"): "refresh"}
 KIND_OF_PATH = {"/gradio_api/upload": "upload", "/gradio_api/component_server/": "accept_blobs",
-                "/gradio_api/queue/data": "stream", "/outwit/guess": "guess", "/outwit/panel": "panel check",
-                "/outwit/tried": "clear"}
+                "/gradio_api/queue/data": "stream", GUESS_PATH: "guess", PANEL_PATH: "panel check", TRIED_PATH: "clear"}
 
 
 @dataclass
