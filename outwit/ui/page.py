@@ -76,7 +76,7 @@ def launch(demo: gr.Blocks, config: Config, **options):
     checkpoints are the Hub's to publish); a drawing the page shows goes out as Gradio's own copy of it. No run
     history: Gradio would keep each event's inputs in the visitor's browser, the admin password among them."""
     # Gradio's queue recomputes its analytics (a pandas frame over its last 10,000 events) after every event by
-    # default: 18% of the busy server's CPU under a crowd of 100 (bench/crowd.py). Once per 1,000 events instead.
+    # default: 18% of the web side's busy CPU under a crowd of 100 (py-spy, bench/crowd.py). Once per 1,000 events.
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
     options = {"server_name": config.host, "server_port": config.port, "max_file_size": MAX_UPLOAD,
                "head": scripts.head(), "css_paths": [scripts.PAGE_CSS], "run_history": False,

@@ -147,8 +147,8 @@ def plot_updates(status: AppStatus) -> tuple[dict, dict]:
 
 
 # ---------------------------------------------------------------------------------------------- on the page
-# The rounds in order on the plot's axis (as text, "10" sorts before "2"). Fixed at build: the plot, sent a new order
-# with a new round's rows in one update, drew them only when sent again. Later rounds follow in the frame's order.
+# The rounds in order on the plot's axis (as text, "10" sorts before "2"). Fixed at build, so that an update carries
+# only the rows; rounds past the list follow in the frame's order, which is round order.
 ROUND_ORDER = [str(r) for r in range(200)]
 
 def status_panel() -> list[gr.components.Component]:
@@ -229,7 +229,7 @@ def panel_handlers(services: Services, read_every: float = 1.0):
         new round lands while the page is open, and what the page then shows."""
         current, updates, versions = shared.current(fresh=fresh)
         now = current.worker
-        seen_round, seen_versions = seen if isinstance(seen, tuple) else (seen, None)
+        seen_round, seen_versions = seen or (None, None)
         if seen_round is not None and now.round > seen_round and (landed := round_landed(now)):
             gr.Info(f"{landed}. Can you still fool it?")
         parts = [gr.skip() if seen_versions and seen_versions[i] == version else update
