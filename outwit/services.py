@@ -14,6 +14,7 @@ from outwit.dadc.collect import Collector
 from outwit.dadc.history import History, load_serving
 from outwit.dadc.reviews import Reviews
 from outwit.dadc.rounds import Recipe
+from outwit.dadc.runner import RoundProcess
 from outwit.dadc.status import WorkerStatus
 from outwit.dadc.store import AdversarialStore
 from outwit.dadc.training_sets import mixed_training_set, standard_eval_sets
@@ -92,7 +93,9 @@ def start_services(config: Config) -> Services:
     mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
     mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
     model, meta = load_serving(history, config.model_path)
-    predictor = Predictor(model, meta, calibration=calibration_images(mnist_train), precision=config.serve_precision)
+    runner = RoundProcess()  # rounds, and each serving model's int8 copy, are computed there
+    predictor = Predictor(model, meta, calibration=calibration_images(mnist_train), precision=config.serve_precision,
+                          build=runner.int8)
     hub = HubLink(config=config, store=store, api=api, restored=restored, on_restored=reviews.refresh,
                   keep=lambda: _serving_checkpoint(history)).start() if api else None
     robust = robust_attack(config.robust_eps)
@@ -106,7 +109,8 @@ def start_services(config: Config) -> Services:
                            recipe=Recipe(steps=config.round_steps, gate_margin=config.gate_margin,
                                          tune=config.round_tune),
                            every=config.retrain_every, on_promoted=publisher.publish if publisher else None,
-                           counter=reviews.validated_ever if config.votes_required else None).start()
+                           counter=reviews.validated_ever if config.votes_required else None,
+                           runner=runner).start()
     collector = Collector(store=store, worker=worker, predictor=predictor)
     return Services(config, predictor, store, worker, collector, reviews, hub, publisher)
 

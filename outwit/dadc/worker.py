@@ -1,8 +1,9 @@
 """The background retrain worker: every N fooling examples, a round that never blocks a request.
 
-The worker only schedules: it takes the training set and the evaluation sets from functions, calls
-`rounds.run_round`, and acts on the result: saves a promoted model, swaps it in, hands it to the publisher. Every
-round, promoted, rejected or failed, is a line of the history (`history.py`); a restart resumes from it.
+The worker only schedules: it takes the training set and the evaluation sets from functions, has its runner compute
+`rounds.run_round` (in the app, in a process of its own: `runner.py`), and acts on the result: saves a promoted
+model, swaps it in, hands it to the publisher. Every round, promoted, rejected or failed, is a line of the history
+(`history.py`); a restart resumes from it.
 """
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from pathlib import Path
 from typing import Callable
 
 from outwit.dadc.history import History, RoundRecord
-from outwit.dadc.rounds import EvalSet, Recipe, RoundResult, TrainingSet, evaluate_sets, run_round
+from outwit.dadc.rounds import EvalSet, Recipe, RoundResult, TrainingSet
+from outwit.dadc.runner import InProcess, RoundProcess
 from outwit.dadc.status import ErrorRate, ExampleCounts, RoundSummary, WorkerStatus
 from outwit.dadc.store import AdversarialStore
 from outwit.ml import checkpoints
 from outwit.ml.metrics import ADVERSARIAL, MNIST, ROBUST, Metrics
 from outwit.ml.serving import Predictor
-from outwit.ml.tuning import TrunkCache, warm_up
 from outwit.storage import utc_now
 from outwit.text import quoted
 
@@ -34,12 +35,12 @@ class RetrainWorker:
                  training_set: Callable[[], TrainingSet], eval_sets: Callable[[], dict[str, EvalSet]],
                  recipe: Recipe = Recipe(), every: int = 10,
                  on_promoted: Callable[[Path, checkpoints.CheckpointMeta], None] | None = None,
-                 counter: Callable[[], int] | None = None):
+                 counter: Callable[[], int] | None = None, runner: InProcess | RoundProcess | None = None):
         if every < 1:
             raise ValueError(f"every={every!r} must be at least 1")
         self.store, self.predictor, self.history = store, predictor, history
         self.training_set, self.eval_sets, self.recipe, self.every = training_set, eval_sets, recipe, every
-        self.trunk_cache = TrunkCache()  # MNIST's trunk features, kept across rounds while the trunk stays the same
+        self.runner = runner or InProcess()  # where rounds and evaluations compute; closed by stop()
         self._warmed = False
         self.on_promoted = on_promoted  # e.g. publish to a model repo; must not block for long
         # what the trigger counts, never decreasing: examples added, or (when votes are required) examples validated
@@ -62,7 +63,9 @@ class RetrainWorker:
     def stop(self, timeout: float | None = 30) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.runner.close()
 
     def notify(self) -> None:
         """Called after each flag: wakes the worker, which decides whether a round is due."""
@@ -170,13 +173,13 @@ class RetrainWorker:
         """Once a round is on its way (the first example of it saved), compute the trunk features it will need,
         while people draw the rest: the round itself then trains and evaluates only the upper layers."""
         if self.recipe.tune == "upper" and not self._warmed and self.until_next_round() < self.every:
-            warm_up(self.trunk_cache, self.predictor.current.model, self.training_set(), self.eval_sets())
+            self.runner.warm_up(self.predictor.current.model, self.training_set(), self.eval_sets())
             self._warmed = True
 
     def _record_base(self) -> None:
         model, meta = self.predictor.current
         self.history.append(RoundRecord(round=meta.get("round", 0), status="base", started=utc_now(),
-                                        metrics=evaluate_sets(model, self.eval_sets())))
+                                        metrics=self.runner.evaluate(model, self.eval_sets())))
 
     def _round(self) -> None:
         with self._lock:
@@ -184,9 +187,9 @@ class RetrainWorker:
         started, number, added = utc_now(), self.history.next_round(), self.counter()
         serving_record = self.history.serving()
         serving, _ = self.predictor.current
-        result = run_round(serving, self.training_set(), self.eval_sets(),
-                           replace(self.recipe, seed=self.recipe.seed + number),
-                           baseline=serving_record.metrics if serving_record else None, cache=self.trunk_cache)
+        result = self.runner.run(serving, self.training_set(), self.eval_sets(),
+                                 replace(self.recipe, seed=self.recipe.seed + number),
+                                 serving_record.metrics if serving_record else None)
         with self._lock:
             attempts, flags = self._attempts, self._flags
         record = RoundRecord(round=number, status="promoted" if result.promoted else "rejected", started=started,

@@ -12,7 +12,7 @@ import copy
 import logging
 import threading
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -108,12 +108,15 @@ class Predictor:
     """Holds the serving model; `swap` replaces it atomically while predictions go on.
 
     With `calibration` images (and precision "int8"), each model's int8 copy is built in the background and takes
-    over from the float copy when ready; `wait_settled` waits for that."""
+    over from the float copy when ready; `wait_settled` waits for that. `build` makes the copy (`int8_copy`, or a
+    call that has another process make it: the app's round process, so that the web process's CPU is the crowd's)."""
 
     def __init__(self, model: nn.Module, meta: dict | None = None, calibration: torch.Tensor | None = None,
-                 precision: str = "int8"):
+                 precision: str = "int8",
+                 build: Callable[[nn.Module, torch.Tensor], tuple[nn.Module | None, str]] = int8_copy):
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+        self._build = build
         self._lock = threading.Lock()
         self._settled = threading.Event()
         self._calibration, self._precision = (calibration if precision == "int8" else None), precision
@@ -138,7 +141,10 @@ class Predictor:
         with self._lock:
             if self._model is not model:  # swapped out before its turn: the newest model's thread settles
                 return
-        quantized, about = int8_copy(model, self._calibration)
+        try:
+            quantized, about = self._build(model, self._calibration)
+        except Exception as err:  # noqa: BLE001 (e.g. the process that builds it is stopping: the float copy serves)
+            quantized, about = None, f"float32: the int8 copy could not be built ({type(err).__name__}: {err})"
         with self._lock:
             if self._model is not model:  # a newer round came meanwhile: its own thread settles it
                 return

@@ -15,6 +15,14 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]  # where app.py is
 
 
+def alive(pid: int) -> bool:
+    """A process that has not ended (a zombie waiting for its parent to reap it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -57,6 +65,13 @@ class AppProcess:
             time.sleep(0.05)  # fine enough to time a start by (bench/startup.py)
         self.kill()
         raise RuntimeError(f"app.py did not answer in {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def children(self) -> list[int]:
+        """The app's own child processes (the round process), by pid; none once it has ended."""
+        if not self.process or self.process.poll() is not None:
+            return []
+        return [int(pid) for task in Path(f"/proc/{self.process.pid}/task").glob("*")
+                for pid in (task / "children").read_text().split()]
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:

@@ -16,7 +16,7 @@ from model import build_model
 from outwit.dadc.history import History, RoundRecord, load_serving
 from outwit.ml import checkpoints
 from outwit.ml.metrics import Metrics
-from outwit.sim.app_process import REPO, AppProcess
+from outwit.sim.app_process import REPO, AppProcess, alive
 from outwit.sim.drawings import client_payload, draw_sketch
 
 
@@ -119,9 +119,12 @@ def test_a_kill_mid_retrain_leaves_the_last_promoted_model_serving(tmp_path):
         flag_mislabelled(client, payload, 3)
         wait_for(lambda: client.predict(api_name="/status")["training"], 60, "round 2 to start")
         time.sleep(random.uniform(0, 1.0))  # somewhere in training, evaluation or the checkpoint's write
+        rounds_process = app.children()
+        assert rounds_process, "the round computes in a process of its own"
         app.kill()
     finally:
         app.kill()
+    wait_for(lambda: not any(alive(pid) for pid in rounds_process), 30, "the round process ending with the app")
 
     records = [RoundRecord.from_json(json.loads(line)) for line in history.read_text().splitlines()]
     promoted = [r for r in records if r.status == "promoted"]

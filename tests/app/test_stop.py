@@ -9,7 +9,7 @@ from gradio_client import Client
 
 from outwit.dadc.store import AdversarialStore
 from outwit.hub.restore import restore_dataset
-from outwit.sim.app_process import AppProcess
+from outwit.sim.app_process import AppProcess, alive
 from tests.app.test_crash import flag_until
 from tests.hub_server import REPO, TOKEN, api_for
 
@@ -77,7 +77,9 @@ def test_a_stop_during_a_round_lets_it_finish_and_pushes_its_examples(hub, tmp_p
     client = Client(app.url, verbose=False)
     acked = save(client, fooling_payloads, 3)
     wait_for(lambda: client.predict(api_name="/status")["training"], 60, "the round starting")
+    rounds_process = app.children()
     stopped_cleanly(app)
+    assert rounds_process and not any(alive(pid) for pid in rounds_process)  # gone with the app
     assert set(acked) <= on_hub(hub, tmp_path / "restored")
 
 
