@@ -30,7 +30,6 @@ MAX_REQUEST = 4 * 2**20  # bytes of any request's body: three uploads at most MA
 
 
 def build_demo(config: Config, services: Services) -> gr.Blocks:
-    panel, refresh, status, versions = panel_handlers(services)
     with PageBlocks(title="Outwit: fool the digit model") as demo:
         seen_round = gr.State(None)  # the round and panel parts this page last showed, for refresh()
         gr.Markdown(how_it_works(config.retrain_every), elem_id="how-it-works")
@@ -49,18 +48,20 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
             if config.admin_password:
                 admin_tab(services, config.admin_password)
         panel_outputs = status_panel()
+        panel, refresh, status, versions = panel_handlers(services, panel_outputs)
 
         shows = [*panel_outputs, seen_round]
-        drawing.saved.then(panel, seen_round, shows, api_visibility="private")
-        drawing.retracted.success(panel, seen_round, shows, api_visibility="private")
-        saved_attack.success(panel, seen_round, shows, api_visibility="private")
+        sent = dict(api_visibility="private", postprocess=False)  # the panel's values come postprocessed (panel.py)
+        drawing.saved.then(panel, seen_round, shows, **sent)
+        drawing.retracted.success(panel, seen_round, shows, **sent)
+        saved_attack.success(panel, seen_round, shows, **sent)
         gr.api(status, api_name="status", queue=False)
         # Every 5 s the page asks the plain route what the panel is at (outwit/ui/routes.py), and only when a part
         # changed does it click this, for the parts that changed (at most every 15 s, unless a round landed).
         panel_refresh = gr.Button("refresh", visible="hidden", elem_id="panel-refresh")
-        panel_refresh.click(refresh, seen_round, shows, api_visibility="private", show_progress="hidden")
+        panel_refresh.click(refresh, seen_round, shows, show_progress="hidden", **sent)
         gr.Timer(5.0).tick(None, js=scripts.PANEL_TICK)
-        demo.load(refresh, seen_round, shows, api_visibility="private")
+        demo.load(refresh, seen_round, shows, **sent)
         demo.load(None, js=scripts.SELECT_BRUSH)
         demo.load(None, js=scripts.RECORD_STROKES)
         demo.load(None, js=scripts.label_elements())  # names for the canvases and plots, for screen readers

@@ -171,28 +171,41 @@ def status_panel() -> list[gr.components.Component]:
 class SharedPanel:
     """The panel is the same for every page: built once per change, not once per page per tick. `current()` reads
     the app's status at most every `every` seconds (for all pages at once) and keeps, per part (summary, accuracy
-    plot, digits plot, gallery), the update and a version that moves when that part changed; a page's tick then
-    sends only the parts that changed since the versions it last showed, or nothing."""
+    plot, digits plot, gallery), its value as Gradio sends it and a version that moves when that part changed; a
+    page's tick then sends only the parts that changed since the versions it last showed, or nothing.
+
+    The values are postprocessed here, once per change (the events that send them do not postprocess): per page and
+    send, Gradio's Gallery hashed and copied each of its files into its cache, with a thread pool of its own, and an
+    update with props built a new component; a part whose props (caption, axis, visibility) a page already shows
+    goes as a plain value (`send`)."""
 
     PARTS = 4
+    KEPT = 64  # versions whose props are remembered, per part: a page that last looked longer ago gets them again
 
-    def __init__(self, services: Services, every: float = 1.0):
-        self.services, self.every = services, every
+    def __init__(self, services: Services, components: list[gr.components.Component], every: float = 1.0):
+        self.services, self.components, self.every = services, components, every
         self.lock = threading.Lock()
         self.read_at = float("-inf")
         self.keys: list = [None] * self.PARTS
         self.versions = [0] * self.PARTS
-        self.updates: tuple = ()
+        self.values: list = [None] * self.PARTS
+        self.props: list[dict] = [{} for _ in range(self.PARTS)]
+        self.props_at: list[dict[int, dict]] = [{} for _ in range(self.PARTS)]  # version → props then
         self.status: AppStatus | None = None
 
-    def current(self, fresh: bool = False) -> tuple[AppStatus, tuple, tuple[int, ...]]:
-        """(status, the parts' updates, their versions), at most `every` seconds old (`fresh`: read now)."""
+    def current(self, fresh: bool = False) -> tuple[AppStatus, tuple[int, ...]]:
+        """(status, the parts' versions), at most `every` seconds old (`fresh`: read now)."""
         with self.lock:
             if fresh or time.monotonic() - self.read_at >= self.every:
                 self._read()
-            # Copies: Gradio takes the value out of an update it sends (it would be gone for the next page)
-            updates = tuple(dict(update) if isinstance(update, dict) else update for update in self.updates)
-            return self.status, updates, tuple(self.versions)
+            return self.status, tuple(self.versions)
+
+    def send(self, part: int, seen: int | None):
+        """What part `part` sends to a page whose copy of it is at version `seen` (None: the page has none)."""
+        with self.lock:
+            value, props = self.values[part], self.props[part]
+            plain = seen is not None and self.props_at[part].get(abs(seen)) == props
+        return value if plain else gr.update(value=value, **props)
 
     def _read(self) -> None:
         services = self.services
@@ -200,25 +213,51 @@ class SharedPanel:
         gallery_size, store, reviews = services.config.gallery_size, services.store, services.reviews
         shown = [row for row in store.latest(4 * gallery_size) if reviews.shown(row)][:gallery_size]
         summary = summary_markdown(status) + review_line(reviews)
-        frame = accuracy_frame(status)
-        keys = [summary, (frame.to_json(), status.worker.round, status.worker.training), digits_frame(status).to_json(),
-                tuple(row["id"] for row in shown)]
+        accuracy, digits = (_split(update) for update in plot_updates(status))
+        keys = [summary, (accuracy[1].to_json(), status.worker.round, status.worker.training, accuracy[0]),
+                (digits[1].to_json(), digits[0]), tuple(row["id"] for row in shown)]
         changed = [key != self.keys[i] for i, key in enumerate(keys)]
         if any(changed):
             gallery = [(str(store.path_of(row)), f"drawn {row['label']}, model said {row['guess']}") for row in shown]
-            accuracy, digits = plot_updates(status)
-            self.updates = (summary, accuracy, digits, gr.update(value=gallery, visible=bool(gallery)))
-            self.versions = [v + 1 if change else v for v, change in zip(self.versions, changed)]
+            made = (lambda: ({}, summary), lambda: accuracy, lambda: digits,
+                    lambda: ({"visible": bool(gallery)}, gallery))
+            for i, component in enumerate(self.components):
+                if changed[i]:
+                    props, value = made[i]()
+                    self.values[i], self.props[i] = _postprocessed(component, value), props
+                    self.versions[i] += 1
+                    self.props_at[i][self.versions[i]] = props
+                    self.props_at[i].pop(self.versions[i] - self.KEPT, None)
             self.keys = keys
         self.status, self.read_at = status, time.monotonic()
 
 
-def panel_handlers(services: Services, read_every: float = 1.0):
+def _split(update: dict) -> tuple[dict, object]:
+    """An update's props and its value."""
+    props = {k: v for k, v in update.items() if k not in ("value", "__type__")}
+    return props, update["value"]
+
+
+def _postprocessed(component: gr.components.Component, value):
+    """`value` as Gradio sends it for `component`: postprocessed, its files (a gallery's) copied into the
+    component's cache once."""
+    from gradio.data_classes import GradioModel, GradioRootModel
+    from gradio.processing_utils import move_files_to_cache
+
+    data = component.postprocess(value)
+    if isinstance(data, (GradioModel, GradioRootModel)):
+        data = data.model_dump()
+    return move_files_to_cache(data, component, postprocess=True) if isinstance(component, gr.Gallery) else data
+
+
+def panel_handlers(services: Services, components: list[gr.components.Component], read_every: float = 1.0):
     """(panel, refresh, status, versions): every part of the panel read now; on a page's refresh, the parts that
     changed since the page last showed them, with a toast when a new round landed since; `/status`'s JSON; what the
     panel is at (for the page's cheap check, `outwit.ui.routes.panel_route`). Both `panel` and `refresh` also return
-    what the page then shows (its `seen`). The status is read for all pages at most every `read_every` seconds."""
-    shared = SharedPanel(services, every=read_every)
+    what the page then shows (its `seen`). The status is read for all pages at most every `read_every` seconds.
+    `components`: the panel's, from `status_panel()`; the events that send `panel` and `refresh` must not
+    postprocess (`postprocess=False`): their values are postprocessed once per change (`SharedPanel`)."""
+    shared = SharedPanel(services, components, every=read_every)
 
     def panel(seen: tuple | None = None):
         """As `refresh`, read now: after the visitor's own save or retraction, which they expect to see counted."""
@@ -227,17 +266,17 @@ def panel_handlers(services: Services, read_every: float = 1.0):
     def refresh(seen: tuple | None, fresh: bool = False):
         """The parts changed since `seen` (the round and part versions this page shows; None: all), a toast when a
         new round lands while the page is open, and what the page then shows."""
-        current, updates, versions = shared.current(fresh=fresh)
+        current, versions = shared.current(fresh=fresh)
         now = current.worker
         seen_round, seen_versions = seen or (None, None)
         if seen_round is not None and now.round > seen_round and (landed := round_landed(now)):
             gr.Info(f"{landed}. Can you still fool it?")
-        parts = [gr.skip() if seen_versions and seen_versions[i] == version else update
-                 for i, (update, version) in enumerate(zip(updates, versions))]
+        parts = [gr.skip() if seen_versions and seen_versions[i] == version else
+                 shared.send(i, seen_versions[i] if seen_versions else None) for i, version in enumerate(versions)]
         # The accuracy plot draws a new round's rows only when it is sent them a second time (Gradio 6.31's
         # LinePlot): a page is marked as having seen it (-version) after the first send; the next refresh, which the
         # page asks for after a new round, sends it again.
-        first_send = parts[1] is updates[1] and not (seen_versions and seen_versions[1] == -versions[1])
+        first_send = not (seen_versions and abs(seen_versions[1]) == versions[1])
         shows = (versions[0], -versions[1] if first_send else versions[1], *versions[2:])
         return (*parts, (now.round, shows))
 
@@ -247,7 +286,7 @@ def panel_handlers(services: Services, read_every: float = 1.0):
 
     def versions() -> dict:
         """The serving round and the parts' versions: what a page compares with what it shows."""
-        current, _, at = shared.current()
+        current, at = shared.current()
         return {"round": current.worker.round, "versions": ".".join(map(str, at))}
 
     return panel, refresh, status, versions

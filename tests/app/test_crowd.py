@@ -1,6 +1,7 @@
 """What keeps a crowd's cost down, through the app as served: the quick guess's plain route, and a panel built once
 per change that a page's tick sends only in the parts that changed (bench/crowd.py measures both)."""
 import json
+from pathlib import Path
 
 import gradio as gr
 import httpx
@@ -10,7 +11,7 @@ from gradio_client import Client
 from outwit.config import Config
 from outwit.ml import strokes
 from outwit.sim.drawings import stroke_points
-from outwit.ui.panel import panel_handlers
+from outwit.ui.panel import panel_handlers, status_panel
 from outwit.ui.sketchpad import BRUSH_RADIUS, CANVAS
 from tests.running_app import running_app
 
@@ -50,7 +51,9 @@ def test_the_quick_guess_route_refuses_what_is_not_strokes_saying_why(served):
 
 def test_a_tick_sends_only_the_panel_parts_that_changed(served, fooling_payloads):
     _, client, services = served
-    _, refresh, _, versions = panel_handlers(services, read_every=0)  # each tick reads the status
+    with gr.Blocks():
+        components = status_panel()
+    _, refresh, _, versions = panel_handlers(services, components, read_every=0)  # each tick reads the status
     *parts, seen = refresh(None)
     assert all(part != gr.skip() for part in parts) and seen[0] == services.worker.status().round
     *parts, seen = refresh(seen)
@@ -64,9 +67,17 @@ def test_a_tick_sends_only_the_panel_parts_that_changed(served, fooling_payloads
     *parts, after = refresh(seen)
     summary, accuracy, digits, gallery = parts
     assert "1 in all" in summary and digits != gr.skip() and gallery["visible"] is True
-    assert accuracy == gr.skip()  # no new round: the accuracy plot is not sent again
-    assert after[1][2] > seen[1][2] and after[1][1] == seen[1][1] > 0
+    assert accuracy["caption"].endswith(": 99 to go.")  # before round 1 its caption counts the saves down
+    assert after[1][2] > seen[1][2] and after[1][1] == -(seen[1][1] + 1)  # the new caption's first send
     assert versions()["versions"] != at["versions"] and versions()["round"] == at["round"]  # what a page checks
+    # sent as Gradio sends it, its file already in the component's cache (copied once, not per page and send)
+    (shown,) = gallery["value"]
+    assert Path(shown["image"]["path"]).is_relative_to(components[3].GRADIO_CACHE)
+    assert shown["image"]["url"].endswith(shown["image"]["path"]) and shown["caption"].startswith(f"drawn {digit}")
+    payload, digit = fooling_payloads[1]
+    client.predict(payload, digit, "", False, api_name="/flag")
+    *parts, _ = refresh(after)
+    assert isinstance(parts[3], list) and parts[3][1] == shown  # the page shows the gallery: a plain value
 
 
 def test_the_panel_check_route_says_what_the_panel_is_at(served):
