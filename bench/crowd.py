@@ -10,8 +10,8 @@ starting at random times over 20 s and going round the recording, and measures o
 - per kind of request, p50/p99 in ms at the server: `guess` is pen-up → guess (the request the page sends when
   the pen lifts), `refresh` the panel's 5-s update (to its result), `save` a save (to its result);
 - errors (a save refused because a round changed the model's mind is counted apart), requests per visitor-minute;
-- the app's CPU (from /proc) per visitor-minute, and this process's own CPU: when it nears one core, the figures
-  are the generator's limits, not the app's.
+- the app's CPU (from /proc) per visitor-minute: the web process, and apart its round process; and this process's
+  own CPU: when it nears one core, the figures are the generator's limits, not the app's.
 Afterwards the app is stopped as a Space is (SIGTERM) and its data folder read back: every acknowledged save must be
 there once. `--baseline DIR` runs the same on another checkout first (`git worktree add DIR <commit>`), for a side
 by side in one run (run as its requirements install it: without uvloop and httptools if it does not list them).
@@ -40,6 +40,7 @@ from outwit.storage import read_jsonl
 DIGITS = [3, 7, 1, 8, 2, 5, 0, 9]
 SAVES = {2, 6}
 STAGGER = 20.0  # s over which the visitors arrive
+BROWSER = httpx.Limits(max_connections=6, max_keepalive_connections=6)  # Chromium's HTTP/1.1 connections to a host
 KINDS = ("guess", "editor guess", "refresh", "save", "upload", "accept_blobs", "panel check", "clear", "other")
 
 
@@ -56,32 +57,45 @@ def percentiles(samples: list[tuple[float, float]], since: float, until: float) 
             "p99_ms": round(float(np.percentile(ms, 99)), 1)}
 
 
-async def crowd(url: str, recording, visitors: int, seconds: float, pid: int, tally: Tally) -> dict:
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=4 * visitors)
-    async with httpx.AsyncClient(base_url=url.rstrip("/"), limits=limits) as client:
-        async def arrive(n: int) -> None:
-            await asyncio.sleep(random.Random(n).uniform(0, STAGGER))
+def rounds_cpu(app: AppProcess) -> dict[int, float]:
+    """CPU seconds of each of the app's child processes (the round process; none in an app that trains in-process)."""
+    return {pid: cpu_seconds(pid) for pid in app.children()}
+
+
+async def crowd(url: str, recording, visitors: int, seconds: float, app: AppProcess, tally: Tally) -> dict:
+    pid = app.process.pid
+
+    async def arrive(n: int) -> None:
+        await asyncio.sleep(random.Random(n).uniform(0, STAGGER))
+        # a client per visitor, as each browser has its own connections (six to a host, as Chromium): one
+        # shared pool of ~1,000 connections spent 3/4 of this process's time in httpcore's assigning requests
+        # to connections, which is quadratic, and held the requests of 200 visitors waiting for seconds
+        async with httpx.AsyncClient(base_url=url.rstrip("/"), limits=BROWSER) as client:
             await Visitor(client, recording, tally, seed=n).run()
 
-        tasks = [asyncio.create_task(arrive(n)) for n in range(visitors)]
-        await asyncio.sleep(STAGGER + 2)
-        sent_before, errors_before = Counter(tally.sent), Counter(tally.errors)
-        since, app_cpu, own_cpu = time.perf_counter(), cpu_seconds(pid), time.process_time()
-        await asyncio.sleep(seconds)
-        until = time.perf_counter()
-        app_cpu, own_cpu = cpu_seconds(pid) - app_cpu, time.process_time() - own_cpu
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    tasks = [asyncio.create_task(arrive(n)) for n in range(visitors)]
+    await asyncio.sleep(STAGGER + 2)
+    sent_before, errors_before, retried_before = Counter(tally.sent), Counter(tally.errors), Counter(tally.retried)
+    since, app_cpu, own_cpu, children = time.perf_counter(), cpu_seconds(pid), time.process_time(), rounds_cpu(app)
+    await asyncio.sleep(seconds)
+    until = time.perf_counter()
+    app_cpu, own_cpu = cpu_seconds(pid) - app_cpu, time.process_time() - own_cpu
+    child_cpu = sum(cpu - children.get(child, 0.0) for child, cpu in rounds_cpu(app).items())
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     minutes = visitors * (until - since) / 60
     return {
         "visitors": visitors, "seconds": round(until - since, 1),
         "latency": {kind: percentiles(tally.latencies[kind], since, until) for kind in KINDS
                     if tally.latencies.get(kind)},
         "errors": dict(tally.errors - errors_before),
+        "retried_gets": dict(tally.retried - retried_before),  # as a browser does when a kept-alive connection closed
         "requests_per_visitor_minute": round(sum((tally.sent - sent_before).values()) / minutes, 1),
-        "app_cpu_ms_per_visitor_minute": round(1000 * app_cpu / minutes, 1),
-        "app_cpu_cores": round(app_cpu / (until - since), 2),
+        "app_cpu_ms_per_visitor_minute": round(1000 * app_cpu / minutes, 1),  # the web process (rounds included
+        "app_cpu_cores": round(app_cpu / (until - since), 2),  # when they train in it, as before the round process)
+        "rounds_cpu_ms_per_visitor_minute": round(1000 * child_cpu / minutes, 1),  # the round process
+        "rounds_cpu_cores": round(child_cpu / (until - since), 2),
         "generator_cpu_cores": round(own_cpu / (until - since), 2),
     }
 
@@ -111,7 +125,7 @@ def run(repo: Path, name: str, visitor_counts: list[int], seconds: float) -> dic
             print(json.dumps({"app": name, "recorded": result["recorded_per_visitor_minute"]}), flush=True)
             tally = Tally()
             for visitors in visitor_counts:
-                figures = asyncio.run(crowd(app.url, recording, visitors, seconds, app.process.pid, tally))
+                figures = asyncio.run(crowd(app.url, recording, visitors, seconds, app, tally))
                 result["crowds"].append(figures)
                 print(json.dumps({"app": name, **figures}), flush=True)
                 time.sleep(3)

@@ -24,6 +24,9 @@ import httpx
 from outwit.sim.traffic import Entry
 
 TIMEOUT = 60.0  # seconds a request or an event's result is waited for before it counts as an error
+# A kept-alive connection the server closed as a request went out (its idle timeout, 5 s, is the panel check's
+# period): a browser sends a GET again on a new connection, and so does a visitor here (counted apart).
+CLOSED = (httpx.ReadError, httpx.RemoteProtocolError)
 REFUSAL = "already reads this as"  # a save refused because a round learnt the drawing (collect.NotFooled)
 
 
@@ -67,6 +70,7 @@ class Tally:
     refused: int = 0
     acknowledged: list = field(default_factory=list)  # saved example ids
     sent: Counter = field(default_factory=Counter)  # kind → requests
+    retried: Counter = field(default_factory=Counter)  # kind → GETs sent again after the connection closed
 
     def took(self, kind: str, started: float) -> None:
         self.latencies[kind].append((started, 1000 * (time.perf_counter() - started)))
@@ -145,12 +149,17 @@ class Visitor:
                 else:
                     data[part["name"]] = self._text(part["value"], swap)
             options.update(data=data, files=files)
-        try:
-            response = await self.client.request(entry.method, self._text(entry.path, swap), timeout=TIMEOUT,
-                                                 **options)
-        except httpx.HTTPError as err:
-            self.tally.errors[f"{kind}: {type(err).__name__}"] += 1
-            return
+        for attempt in (1, 2):
+            try:
+                response = await self.client.request(entry.method, self._text(entry.path, swap), timeout=TIMEOUT,
+                                                     **options)
+                break
+            except httpx.HTTPError as err:
+                if entry.method == "GET" and attempt == 1 and isinstance(err, CLOSED):
+                    self.tally.retried[kind] += 1
+                    continue
+                self.tally.errors[f"{kind}: {type(err).__name__}"] += 1
+                return
         if response.status_code >= 400:
             self.tally.errors[f"{kind}: HTTP {response.status_code}"] += 1
             return
