@@ -59,7 +59,13 @@ def percentiles(samples: list[tuple[float, float]], since: float, until: float) 
 
 def rounds_cpu(app: AppProcess) -> dict[int, float]:
     """CPU seconds of each of the app's child processes (the round process; none in an app that trains in-process)."""
-    return {pid: cpu_seconds(pid) for pid in app.children()}
+    found = {}
+    for pid in app.children():
+        try:
+            found[pid] = cpu_seconds(pid)
+        except FileNotFoundError:  # ended meanwhile
+            pass
+    return found
 
 
 async def crowd(url: str, recording, visitors: int, seconds: float, app: AppProcess, tally: Tally) -> dict:

@@ -70,8 +70,13 @@ class AppProcess:
         """The app's own child processes (the round process), by pid; none once it has ended."""
         if not self.process or self.process.poll() is not None:
             return []
-        return [int(pid) for task in Path(f"/proc/{self.process.pid}/task").glob("*")
-                for pid in (task / "children").read_text().split()]
+        found = []
+        for task in Path(f"/proc/{self.process.pid}/task").glob("*"):
+            try:
+                found += [int(pid) for pid in (task / "children").read_text().split()]
+            except FileNotFoundError:  # a thread that ended meanwhile
+                pass
+        return found
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
