@@ -40,7 +40,8 @@ from outwit.storage import read_jsonl
 DIGITS = [3, 7, 1, 8, 2, 5, 0, 9]
 SAVES = {2, 6}
 STAGGER = 20.0  # s over which the visitors arrive
-BROWSER = httpx.Limits(max_connections=6, max_keepalive_connections=6)  # Chromium's HTTP/1.1 connections to a host
+# Chromium's HTTP/1.1 connections to a host, and how long it keeps a used one idle (5 minutes)
+BROWSER = httpx.Limits(max_connections=6, max_keepalive_connections=6, keepalive_expiry=300)
 KINDS = ("guess", "editor guess", "refresh", "save", "upload", "accept_blobs", "panel check", "clear", "other")
 
 

@@ -2,8 +2,9 @@
 
 Under a crowd a round in the web process took about half of that process's CPU and held its GIL for most of it:
 every guess waited behind the training loop's Python. `RoundProcess` runs the rounds in a child, `python -m
-outwit.dadc.runner`, on the other core: the worker thread sends the model, tensors and recipe (pickled over a
-pipe) and waits for the `RoundResult`. The child keeps the trunk-feature cache across rounds, as the worker did.
+outwit.dadc.runner`, on the other core and at a lower CPU priority: the worker thread sends the model, tensors and
+recipe (pickled over a pipe) and waits for the `RoundResult`. The child keeps the trunk-feature cache across rounds,
+as the worker did, and also builds each serving model's int8 copy (`Predictor(build=...)`).
 
 The child runs in a session of its own and ignores SIGINT and SIGTERM: the parent decides when rounds stop, by
 closing the pipe (the child exits when it next reads); it also dies with its parent (Linux), so a killed app leaves

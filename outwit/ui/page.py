@@ -26,6 +26,8 @@ from outwit.ui.review_tabs import rounds_tab, validate_tab
 from outwit.ui.routes import panel_route
 
 MAX_UPLOAD = "1mb"  # a canvas's PNG layers are a few KB each: a bigger upload is not a drawing
+PANEL_TICK_SECONDS = 5.0  # how often a page asks whether the panel changed
+KEEP_ALIVE = 30  # seconds an idle connection is kept open: longer than the page's tick
 MAX_REQUEST = 4 * 2**20  # bytes of any request's body: three uploads at most MAX_UPLOAD, and room to spare
 
 
@@ -60,7 +62,7 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         # changed does it click this, for the parts that changed (at most every 15 s, unless a round landed).
         panel_refresh = gr.Button("refresh", visible="hidden", elem_id="panel-refresh")
         panel_refresh.click(refresh, seen_round, shows, show_progress="hidden", **sent)
-        gr.Timer(5.0).tick(None, js=scripts.PANEL_TICK)
+        gr.Timer(PANEL_TICK_SECONDS).tick(None, js=scripts.PANEL_TICK)
         demo.load(refresh, seen_round, shows, **sent)
         demo.load(None, js=scripts.SELECT_BRUSH)
         demo.load(None, js=scripts.RECORD_STROKES)
@@ -84,4 +86,11 @@ def launch(demo: gr.Blocks, config: Config, **options):
                "app_kwargs": {"middleware": [Middleware(BodyLimit, max_bytes=MAX_REQUEST)],
                               "routes": list(getattr(demo, "plain_routes", [])),  # matched before Gradio's own
                               "exception_handlers": {FnIndexInferError: unknown_endpoint}}, **options}
-    return demo.queue(default_concurrency_limit=8).launch(**options)
+    wait = not options.get("prevent_thread_lock", False)
+    served = demo.queue(default_concurrency_limit=8).launch(**{**options, "prevent_thread_lock": True})
+    # uvicorn closes a connection idle for 5 s, the page's tick: each tick's check then raced the close or opened a
+    # new connection. Read by each new connection from the server's config.
+    demo.server.config.timeout_keep_alive = KEEP_ALIVE
+    if wait:
+        demo.block_thread()
+    return served

@@ -1,6 +1,7 @@
 """What keeps a crowd's cost down, through the app as served: the quick guess's plain route, and a panel built once
 per change that a page's tick sends only in the parts that changed (bench/crowd.py measures both)."""
 import json
+import socket
 from pathlib import Path
 
 import gradio as gr
@@ -11,6 +12,7 @@ from gradio_client import Client
 from outwit.config import Config
 from outwit.ml import strokes
 from outwit.sim.drawings import stroke_points
+from outwit.ui.page import PANEL_TICK_SECONDS
 from outwit.ui.panel import panel_handlers, status_panel
 from outwit.ui.sketchpad import BRUSH_RADIUS, CANVAS
 from tests.running_app import running_app
@@ -84,3 +86,15 @@ def test_the_panel_check_route_says_what_the_panel_is_at(served):
     url, _, services = served
     answer = httpx.get(url + "outwit/panel", timeout=30).raise_for_status().json()
     assert answer["round"] == services.worker.status().round and answer["versions"].count(".") == 3
+
+
+def test_a_connection_idle_for_a_tick_is_still_open_for_the_next(served):
+    """The page's tick comes every 5 s: a connection is kept open longer than that (uvicorn closed it at 5 s, and
+    each tick's check raced the close or opened a new connection)."""
+    url = httpx.URL(served[0])
+    with socket.create_connection((url.host, url.port), timeout=30) as connection:
+        connection.sendall(f"GET /outwit/panel HTTP/1.1\r\nHost: {url.host}\r\n\r\n".encode())
+        assert connection.recv(65536).startswith(b"HTTP/1.1 200")
+        connection.settimeout(PANEL_TICK_SECONDS + 1)
+        with pytest.raises(socket.timeout):  # nothing comes, not even the close (recv would return b"")
+            connection.recv(1)

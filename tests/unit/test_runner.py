@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from outwit.dadc.rounds import EvalSet, Recipe, Replay, TrainingSet
-from outwit.dadc.runner import InProcess, RoundProcess, RunnerError
+from outwit.dadc.runner import NICE, InProcess, RoundProcess, RunnerError
 from outwit.ml import data
 from outwit.ml.metrics import ADVERSARIAL, MNIST
 from outwit.ml.serving import Predictor
@@ -107,6 +107,8 @@ def test_the_child_ends_when_its_parent_says_not_on_a_signal(base, sets):
     try:
         assert os.getsid(runner.pid) != os.getsid(0)  # a terminal's Ctrl-C reaches the app alone
         assert runner.evaluate(base, sets[1]).top1(MNIST) > 0.9  # running
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, runner.pid) == min(19, mine + NICE)  # guesses come first
         os.kill(runner.pid, signal.SIGINT)
         os.kill(runner.pid, signal.SIGTERM)  # e.g. sent to every process of the container
         assert runner.evaluate(base, sets[1]).top1(MNIST) > 0.9
