@@ -1,12 +1,14 @@
 """A crowd on one process: one real visitor's traffic recorded from Chromium, replayed for N visitors at once.
 
-    python -m bench.crowd [--visitors 25 50 100 200] [--seconds 30] [--baseline DIR]
+    python -m bench.crowd [--visitors 25 50 100 200] [--seconds 30] [--baseline DIR] [--arrive-over SECONDS]
 
 Starts `python app.py` on a free port (a temporary data folder, the embedded MNIST sample), opens the page in
 Debian's Chromium and records everything it sends while a visitor draws 8 digits in about 80 s, stroke by
 stroke, looks at each guess for 4 s while the panel's timer ticks, clears 6 and saves 2 (outwit/sim/traffic.py).
-Then replays that traffic for each N in turn from this one asyncio process (outwit/sim/replay.py), visitors
-starting at random times over 20 s and going round the recording, and measures over the next `--seconds`:
+Then replays that traffic for each N in turn from this one asyncio process (outwit/sim/replay.py), a client per
+visitor (six connections, as Chromium), visitors arriving at random times over one visit (~80 s: a steady crowd,
+each visitor somewhere in their visit; `--arrive-over 20`, as this bench did before: a flash crowd, every first
+save within 20 s) and going round the recording, and measures over the next `--seconds`:
 - per kind of request, p50/p99 in ms at the server: `guess` is pen-up → guess (the request the page sends when
   the pen lifts), `refresh` the panel's 5-s update (to its result), `save` a save (to its result);
 - errors (a save refused because a round changed the model's mind is counted apart), requests per visitor-minute;
@@ -39,7 +41,6 @@ from outwit.storage import read_jsonl
 
 DIGITS = [3, 7, 1, 8, 2, 5, 0, 9]
 SAVES = {2, 6}
-STAGGER = 20.0  # s over which the visitors arrive
 # Chromium's HTTP/1.1 connections to a host, and how long it keeps a used one idle (5 minutes)
 BROWSER = httpx.Limits(max_connections=6, max_keepalive_connections=6, keepalive_expiry=300)
 KINDS = ("guess", "editor guess", "refresh", "save", "upload", "accept_blobs", "panel check", "clear", "other")
@@ -69,11 +70,17 @@ def rounds_cpu(app: AppProcess) -> dict[int, float]:
     return found
 
 
-async def crowd(url: str, recording, visitors: int, seconds: float, app: AppProcess, tally: Tally) -> dict:
+def visit_seconds(recording) -> float:
+    """How long a visitor's loop of the recording takes (as `Visitor.run` goes round it)."""
+    return max(entry.done or entry.start for entry in recording) + 1.0
+
+
+async def crowd(url: str, recording, visitors: int, seconds: float, app: AppProcess, tally: Tally,
+                arrive_over: float) -> dict:
     pid = app.process.pid
 
     async def arrive(n: int) -> None:
-        await asyncio.sleep(random.Random(n).uniform(0, STAGGER))
+        await asyncio.sleep(random.Random(n).uniform(0, arrive_over))
         # a client per visitor, as each browser has its own connections (six to a host, as Chromium): one
         # shared pool of ~1,000 connections spent 3/4 of this process's time in httpcore's assigning requests
         # to connections, which is quadratic, and held the requests of 200 visitors waiting for seconds
@@ -81,7 +88,7 @@ async def crowd(url: str, recording, visitors: int, seconds: float, app: AppProc
             await Visitor(client, recording, tally, seed=n).run()
 
     tasks = [asyncio.create_task(arrive(n)) for n in range(visitors)]
-    await asyncio.sleep(STAGGER + 2)
+    await asyncio.sleep(arrive_over + 2)
     sent_before, errors_before, retried_before = Counter(tally.sent), Counter(tally.errors), Counter(tally.retried)
     since, app_cpu, own_cpu, children = time.perf_counter(), cpu_seconds(pid), time.process_time(), rounds_cpu(app)
     await asyncio.sleep(seconds)
@@ -93,7 +100,7 @@ async def crowd(url: str, recording, visitors: int, seconds: float, app: AppProc
     await asyncio.gather(*tasks, return_exceptions=True)
     minutes = visitors * (until - since) / 60
     return {
-        "visitors": visitors, "seconds": round(until - since, 1),
+        "visitors": visitors, "seconds": round(until - since, 1), "arrived_over_seconds": round(arrive_over, 1),
         "latency": {kind: percentiles(tally.latencies[kind], since, until) for kind in KINDS
                     if tally.latencies.get(kind)},
         "errors": dict(tally.errors - errors_before),
@@ -117,7 +124,7 @@ def as_installed(repo: Path, folder: Path) -> dict:
     return {"PYTHONPATH": str(folder)}
 
 
-def run(repo: Path, name: str, visitor_counts: list[int], seconds: float) -> dict:
+def run(repo: Path, name: str, visitor_counts: list[int], seconds: float, arrive_over: float | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "hidden").mkdir()
@@ -132,7 +139,8 @@ def run(repo: Path, name: str, visitor_counts: list[int], seconds: float) -> dic
             print(json.dumps({"app": name, "recorded": result["recorded_per_visitor_minute"]}), flush=True)
             tally = Tally()
             for visitors in visitor_counts:
-                figures = asyncio.run(crowd(app.url, recording, visitors, seconds, app, tally))
+                figures = asyncio.run(crowd(app.url, recording, visitors, seconds, app, tally,
+                                            arrive_over or visit_seconds(recording)))
                 result["crowds"].append(figures)
                 print(json.dumps({"app": name, **figures}), flush=True)
                 time.sleep(3)
@@ -154,11 +162,15 @@ def main() -> None:
                         help="crowd sizes, in turn (default 25 50 100 200)")
     parser.add_argument("--seconds", type=float, default=30, help="measured seconds per crowd (default 30)")
     parser.add_argument("--baseline", type=Path, help="another checkout to measure first, side by side")
+    parser.add_argument("--arrive-over", type=float, help="seconds over which the visitors arrive (default: one "
+                        "visit, ~80 s: a steady crowd, each visitor somewhere in their visit; 20: a flash crowd, "
+                        "everyone's first save within the same 20 s)")
     args = parser.parse_args()
     results = []
     if args.baseline:
-        results.append(run(args.baseline.resolve(), f"baseline ({args.baseline.name})", args.visitors, args.seconds))
-    results.append(run(REPO, "this checkout", args.visitors, args.seconds))
+        results.append(run(args.baseline.resolve(), f"baseline ({args.baseline.name})", args.visitors, args.seconds,
+                           args.arrive_over))
+    results.append(run(REPO, "this checkout", args.visitors, args.seconds, args.arrive_over))
     print(json.dumps({"crowd": results}), flush=True)
 
 
