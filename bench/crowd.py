@@ -13,7 +13,8 @@ save within 20 s) and going round the recording, and measures over the next `--s
   the pen lifts), `refresh` the panel's 5-s update (to its result), `save` a save (to its result);
 - errors (a save refused because a round changed the model's mind is counted apart), requests per visitor-minute;
 - the app's CPU (from /proc) per visitor-minute: the web process, and apart its round process; and this process's
-  own CPU: when it nears one core, the figures are the generator's limits, not the app's.
+  own CPU and how late its event loop wakes: when its CPU nears one core, the figures are the generator's limits,
+  not the app's, and a late wake is in every latency measured meanwhile.
 Afterwards the app is stopped as a Space is (SIGTERM) and its data folder read back: every acknowledged save must be
 there once. `--baseline DIR` runs the same on another checkout first (`git worktree add DIR <commit>`), for a side
 by side in one run (run as its requirements install it: without uvloop and httptools if it does not list them).
@@ -87,7 +88,15 @@ async def crowd(url: str, recording, visitors: int, seconds: float, app: AppProc
         async with httpx.AsyncClient(base_url=url.rstrip("/"), limits=BROWSER) as client:
             await Visitor(client, recording, tally, seed=n).run()
 
-    tasks = [asyncio.create_task(arrive(n)) for n in range(visitors)]
+    lags: list[tuple[float, float]] = []  # this process's own event loop: how late a 10-ms sleep wakes
+
+    async def watch_loop() -> None:
+        while True:
+            asleep = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append((asleep, 1000 * (time.perf_counter() - asleep - 0.01)))
+
+    tasks = [asyncio.create_task(arrive(n)) for n in range(visitors)] + [asyncio.create_task(watch_loop())]
     await asyncio.sleep(arrive_over + 2)
     sent_before, errors_before, retried_before = Counter(tally.sent), Counter(tally.errors), Counter(tally.retried)
     since, app_cpu, own_cpu, children = time.perf_counter(), cpu_seconds(pid), time.process_time(), rounds_cpu(app)
@@ -111,6 +120,9 @@ async def crowd(url: str, recording, visitors: int, seconds: float, app: AppProc
         "rounds_cpu_ms_per_visitor_minute": round(1000 * child_cpu / minutes, 1),  # the round process
         "rounds_cpu_cores": round(child_cpu / (until - since), 2),
         "generator_cpu_cores": round(own_cpu / (until - since), 2),
+        # when this process's loop wakes late, every latency measured meanwhile includes it
+        "generator_loop_late_ms": {**percentiles(lags, since, until), "max_ms": round(max(
+            (late for at, late in lags if since <= at <= until), default=0.0), 1)},
     }
 
 
