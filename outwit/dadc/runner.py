@@ -36,6 +36,7 @@ from outwit.ml.tuning import TrunkCache, warm_up
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]  # where model.py is: the child unpickles the networks from it
+CALLS = ("evaluate", "warm_up", "run", "int8_saved")  # what the child answers: `InProcess`'s methods
 NICE = 10  # the child's CPU priority below the web process's: a round takes the CPU that guesses leave
 
 
@@ -65,7 +66,7 @@ class InProcess:
 
     def int8_saved(self, model: nn.Module, calibration: torch.Tensor) -> tuple[bytes | None, str]:
         """As `int8`, the copy saved as TorchScript's bytes (a traced module cannot be pickled)."""
-        quantized, about = int8_copy(model, calibration)
+        quantized, about = self.int8(model, calibration)
         if quantized is None:
             return None, about
         saved = io.BytesIO()
@@ -202,7 +203,7 @@ def serve(requests_fd: int, answers_fd: int, threads: int) -> None:
             name, args = pickle.loads(requests.recv_bytes())
         except EOFError:
             return
-        if name not in ("evaluate", "warm_up", "run", "int8_saved"):
+        if name not in CALLS:
             answers.send_bytes(pickle.dumps((False, RunnerError(f"no call named {name!r}"))))
             continue
         answers.send_bytes(pickle.dumps(_answer(runner, name, args), protocol=pickle.HIGHEST_PROTOCOL))

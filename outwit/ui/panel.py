@@ -189,7 +189,6 @@ class SharedPanel:
         self.keys: list = [None] * self.PARTS
         self.versions = [0] * self.PARTS
         self.values: list = [None] * self.PARTS
-        self.props: list[dict] = [{} for _ in range(self.PARTS)]
         self.props_at: list[dict[int, dict]] = [{} for _ in range(self.PARTS)]  # version → props then
         self.status: AppStatus | None = None
 
@@ -203,7 +202,7 @@ class SharedPanel:
     def send(self, part: int, seen: int | None):
         """What part `part` sends to a page whose copy of it is at version `seen` (None: the page has none)."""
         with self.lock:
-            value, props = self.values[part], self.props[part]
+            value, props = self.values[part], self.props_at[part][self.versions[part]]
             plain = seen is not None and self.props_at[part].get(abs(seen)) == props
         return value if plain else gr.update(value=value, **props)
 
@@ -219,12 +218,11 @@ class SharedPanel:
         changed = [key != self.keys[i] for i, key in enumerate(keys)]
         if any(changed):
             gallery = [(str(store.path_of(row)), f"drawn {row['label']}, model said {row['guess']}") for row in shown]
-            made = (lambda: ({}, summary), lambda: accuracy, lambda: digits,
-                    lambda: ({"visible": bool(gallery)}, gallery))
+            made = (({}, summary), accuracy, digits, ({"visible": bool(gallery)}, gallery))
             for i, component in enumerate(self.components):
                 if changed[i]:
-                    props, value = made[i]()
-                    self.values[i], self.props[i] = _postprocessed(component, value), props
+                    props, value = made[i]
+                    self.values[i] = _postprocessed(component, value)
                     self.versions[i] += 1
                     self.props_at[i][self.versions[i]] = props
                     self.props_at[i].pop(self.versions[i] - self.KEPT, None)
