@@ -10,6 +10,7 @@ from typing import Mapping
 DATA_SOURCES = ("auto", "sample", "mnist")
 TUNES = ("upper", "all")  # what a round trains: the layers above a fixed trunk, or every layer (rounds.Recipe)
 PRECISIONS = ("int8", "float32")  # what serves the page's guesses (serving.py)
+ROUNDS_IN = ("process", "thread")  # where rounds compute: a process of their own, or the web process (runner.py)
 SECRETS = ("hf_token", "admin_password")  # read as Secret: never shown
 
 
@@ -51,6 +52,7 @@ class Config:
     round_steps: int = 80  # fine-tuning steps per round
     round_tune: str = "upper"  # "upper": train the layers above a fixed trunk (fast); "all": every layer
     serve_precision: str = "int8"  # the page's guesses: from an int8 copy of the model (2× faster), or float32
+    rounds_in: str = "process"  # "process": rounds compute beside the web process; "thread": in it (~700 MB less)
     gallery_size: int = 12  # latest fooling drawings shown
     robust_eps: float = 0.1  # each round's robust accuracy: PGD-20 at this L∞ budget; 0: not measured
     robust_size: int = 100  # MNIST test images that robust accuracy is measured on (a fixed subset)
@@ -75,6 +77,7 @@ class Config:
             ("round_steps", self.round_steps >= 1, "at least 1"),
             ("round_tune", self.round_tune in TUNES, f"one of {', '.join(TUNES)}"),
             ("serve_precision", self.serve_precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+            ("rounds_in", self.rounds_in in ROUNDS_IN, f"one of {', '.join(ROUNDS_IN)}"),
             ("gallery_size", 0 <= self.gallery_size <= 100, "from 0 to 100"),
             ("robust_eps", 0 <= self.robust_eps <= 1, "from 0 (off) to 1"),
             ("robust_size", self.robust_size >= 1, "at least 1"),
@@ -128,7 +131,7 @@ ENV = {
     "model_path": "MODEL_PATH", "data_dir": "DATA_DIR", "mnist_data": "MNIST_DATA", "host": "GRADIO_SERVER_NAME",
     "port": "GRADIO_SERVER_PORT", "retrain_every": "RETRAIN_EVERY", "holdout_every": "HOLDOUT_EVERY",
     "gate_margin": "GATE_MARGIN", "round_steps": "ROUND_STEPS", "round_tune": "ROUND_TUNE",
-    "serve_precision": "SERVE_PRECISION",
+    "serve_precision": "SERVE_PRECISION", "rounds_in": "ROUNDS_IN",
     "gallery_size": "GALLERY_SIZE",
     "robust_eps": "ROBUST_EPS", "robust_size": "ROBUST_SIZE", "round_attack_eps": "ROUND_ATTACK_EPS",
     "votes_required": "VOTES_REQUIRED", "flags_per_session": "FLAGS_PER_SESSION", "admin_password": "ADMIN_PASSWORD",

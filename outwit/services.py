@@ -14,7 +14,7 @@ from outwit.dadc.collect import Collector
 from outwit.dadc.history import History, load_serving
 from outwit.dadc.reviews import Reviews
 from outwit.dadc.rounds import Recipe
-from outwit.dadc.runner import RoundProcess
+from outwit.dadc.runner import InProcess, RoundProcess
 from outwit.dadc.status import WorkerStatus
 from outwit.dadc.store import AdversarialStore
 from outwit.dadc.training_sets import mixed_training_set, standard_eval_sets
@@ -93,7 +93,8 @@ def start_services(config: Config) -> Services:
     mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
     mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
     model, meta = load_serving(history, config.model_path)
-    runner = RoundProcess()  # rounds, and each serving model's int8 copy, are computed there
+    # rounds, and each serving model's int8 copy, are computed there
+    runner = RoundProcess() if config.rounds_in == "process" else InProcess()
     predictor = Predictor(model, meta, calibration=calibration_images(mnist_train), precision=config.serve_precision,
                           build=runner.int8)
     hub = HubLink(config=config, store=store, api=api, restored=restored, on_restored=reviews.refresh,

@@ -37,13 +37,15 @@ def test_retraining_variables_are_read():
     assert (config.mnist_data, config.gallery_size) == ("sample", 6)
     assert Config().serve_precision == "int8" and Config.from_env({"SERVE_PRECISION": "float32"}).serve_precision \
         == "float32"
+    assert Config().rounds_in == "process" and Config.from_env({"ROUNDS_IN": "thread"}).rounds_in == "thread"
     assert config.store_dir == Path("data_mnist/adversarial") and config.rounds_dir == Path("data_mnist/rounds")
 
 
 @pytest.mark.parametrize("name, value", [("RETRAIN_EVERY", "0"), ("RETRAIN_EVERY", "ten"), ("GATE_MARGIN", "-1.5"),
                                          ("HOLDOUT_EVERY", "1"), ("MNIST_DATA", "emnist"), ("ROUND_STEPS", "2.5"),
                                          ("ROBUST_EPS", "2.0"), ("ROBUST_SIZE", "0"), ("ROUND_ATTACK_EPS", "-0.1"),
-                                         ("SERVE_PRECISION", "fp16"), ("ROUND_TUNE", "lower")])
+                                         ("SERVE_PRECISION", "fp16"), ("ROUND_TUNE", "lower"),
+                                         ("ROUNDS_IN", "gpu")])
 def test_bad_retraining_values_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=f"{name}='{value}'"):
         Config.from_env({name: value})
