@@ -97,8 +97,6 @@ def start_services(config: Config) -> Services:
     runner = RoundProcess() if config.rounds_in == "process" else InProcess()
     predictor = Predictor(model, meta, calibration=calibration_images(mnist_train), precision=config.serve_precision,
                           build=runner.int8)
-    hub = HubLink(config=config, store=store, api=api, restored=restored, on_restored=reviews.refresh,
-                  keep=lambda: _serving_checkpoint(history)).start() if api else None
     robust = robust_attack(config.robust_eps)
     round_attack = robust_attack(config.round_attack_eps)
     worker = RetrainWorker(store=store, predictor=predictor, history=history,
@@ -113,6 +111,13 @@ def start_services(config: Config) -> Services:
                            counter=reviews.validated_ever if config.votes_required else None,
                            runner=runner).start()
     collector = Collector(store=store, worker=worker, predictor=predictor)
+
+    def merged(*_) -> None:  # other replicas' examples came in (the store has re-read them): votes, and the trigger
+        reviews.refresh()
+        worker.notify()
+
+    hub = HubLink(config=config, store=store, api=api, restored=restored, on_restored=merged, on_pulled=merged,
+                  keep=lambda: _serving_checkpoint(history)).start() if api else None
     return Services(config, predictor, store, worker, collector, reviews, hub, publisher)
 
 

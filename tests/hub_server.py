@@ -1,11 +1,12 @@
 """A server on 127.0.0.1 that speaks the parts of the Hugging Face Hub's HTTP API that huggingface_hub uses here:
-repo creation, README validation, preupload, the NDJSON commit, repo info, tree listing and file download
-(HEAD and GET), file and folder deletion.
+repo creation, README validation, preupload, the NDJSON commit, repo info (at a revision or the head), tree listing
+and file download (HEAD and GET), file and folder deletion.
 
 Every file is stored in memory per repo; each commit is logged with the paths it added, so tests can check that
 nothing was sent twice. `fail_next(n, status)` makes the next n requests answer with an error (503, 429, ...);
 `slow_commits(seconds)` makes each commit take that long, and `commit_started[kind]` is set when one arrives;
-`stop()`/`start()` take it off the network and back on the same port. It records every Authorization header.
+`stop()`/`start()` take it off the network and back on the same port. It records every Authorization header and
+every file downloaded (`downloads`).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from huggingface_hub import HfApi
 
 API = re.compile(r"^/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)/(?P<op>preupload|commit|revision|tree)"
                  r"/(?P<rev>[^/]+)(?P<path>/.*)?$")
+INFO = re.compile(r"^/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)$")  # repo info at its head
 RESOLVE = re.compile(r"^/(?:(?P<kind>datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 
 
@@ -47,6 +49,7 @@ class FakeHub:
     def __init__(self, port: int = 0):
         self.repos: dict[tuple[str, str], Repo] = {}
         self.auth_headers: list[str] = []
+        self.downloads: list[str] = []  # the repo paths of every file downloaded (GET), in order
         self._failures: list[int] = []
         self._lock = threading.Lock()
         self.port = port
@@ -197,6 +200,8 @@ class FakeHub:
                 if self._injected_failure():
                     return
                 path = unquote(urlparse(self.path).path)
+                if match := INFO.match(path):
+                    path = f"{path}/revision/main"
                 if match := API.match(path):
                     repo = hub.repos.get((match["kind"], match["repo"]))
                     if repo is None:
@@ -214,6 +219,8 @@ class FakeHub:
                     content = repo.files.get(match["path"]) if repo else None
                     if content is None:
                         return self._reply(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"})
+                    if not head:
+                        hub.downloads.append(match["path"])
                     return self._reply(200, content, {
                         "Content-Type": "application/octet-stream", "X-Repo-Commit": repo.sha,
                         "ETag": f'"{hashlib.sha1(content).hexdigest()}"'}, head=head)

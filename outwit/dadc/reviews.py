@@ -71,14 +71,16 @@ class Reviews:
         self.refresh()
 
     def refresh(self) -> None:
-        """Read every shard's events again (after other replicas' were downloaded)."""
-        events = [e for p in sorted(self.root.glob("*/reviews.jsonl")) for e in read_jsonl(p)]
-        events.sort(key=lambda e: e["created"])
-        standings: dict[str, Standing] = defaultdict(Standing)
-        for event in events:
-            self._apply(standings[event["example"]], event)
-        counted = {example for example in standings if self.store.row(example) is not None}
+        """Read every shard's events again (after other replicas' were downloaded). This replica's own are read
+        under the lock its appends hold: an event under way is neither missed nor counted twice."""
+        others = [e for p in sorted(self.root.glob("*/reviews.jsonl")) if p != self.path for e in read_jsonl(p)]
         with self._lock:
+            events = others + (read_jsonl(self.path) if self.path.exists() else [])
+            events.sort(key=lambda e: e["created"])
+            standings: dict[str, Standing] = defaultdict(Standing)
+            for event in events:
+                self._apply(standings[event["example"]], event)
+            counted = {example for example in standings if self.store.row(example) is not None}
             self._standings, self._events, self._counted = standings, events, counted
             self._tally = Counter(self._status(standings[example]) for example in counted)
             self._validated_ever = sum(1 for s in standings.values() if s.decided == "validated")
@@ -209,9 +211,9 @@ class Reviews:
         event = {"id": uuid.uuid4().hex, "example": row["id"], "kind": kind, **fields,
                  "voter": hash_session(session), "user": user or "", "created": utc_now("microseconds"),
                  "shard": self.store.shard}
-        with self.store.lock:
-            append_jsonl(self.path, event)
-        with self._lock:
+        with self._lock:  # then the store's, which the Hub sync holds around its scan
+            with self.store.lock:
+                append_jsonl(self.path, event)
             self._events.append(event)
             standing = self._standings[row["id"]]
             before, validated_before = self._status(standing), standing.decided == "validated"

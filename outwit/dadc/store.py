@@ -73,13 +73,14 @@ class AdversarialStore:
         self.refresh()
 
     def refresh(self) -> None:
-        """Read every shard's rows from disk again: after examples of other replicas were downloaded."""
-        rows = []
-        for split in SPLITS:
-            for metadata in sorted((self.root / split).glob("*/metadata.jsonl")):
-                rows.extend(read_jsonl(metadata))
-        rows.sort(key=lambda row: row["created"])
+        """Read every shard's rows from disk again: after examples of other replicas were downloaded. This writer's
+        own shard is read under the lock its appends hold: a save under way is neither missed nor counted twice."""
+        own = {self.root / split / self.shard / "metadata.jsonl" for split in SPLITS}
+        others = [row for split in SPLITS for path in sorted((self.root / split).glob("*/metadata.jsonl"))
+                  if path not in own for row in read_jsonl(path)]
         with self.lock:
+            rows = others + [row for path in sorted(own) if path.exists() for row in read_jsonl(path)]
+            rows.sort(key=lambda row: row["created"])
             self._rows = rows
             self._by_id = {row["id"]: row for row in rows}
             self._added = len(rows)

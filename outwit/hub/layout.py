@@ -70,6 +70,11 @@ def is_table(rel: str) -> bool:
     return TABLE.match(rel) is not None
 
 
+def shard_of(table: str) -> str:
+    """The shard (replica) that writes `table`: "adversarial/train/r1/metadata.jsonl" and "reviews/r1/..." -> "r1"."""
+    return table.split("/")[2 if is_examples(table) else 1]
+
+
 def is_examples(table: str) -> bool:
     return table.startswith("adversarial/")
 

@@ -79,7 +79,7 @@ def merge(staging: Path, root: Path) -> OnHub:
         if found := table_of_part(rel):
             parts[found[0]][found[1]] = remote
         elif is_table(rel):
-            on_hub.legacy[rel] = (_count_lines(remote), _legacy_paths(rel))
+            on_hub.legacy[rel] = (count_lines(remote), _legacy_paths(rel))
         elif CHECKPOINT.match(rel) or rel == "README.md":
             local = _merge_file(remote, root / rel)
             on_hub.files[local] = local.stat().st_mtime
@@ -102,7 +102,7 @@ def _legacy_paths(table: str) -> list[tuple[str, bool]]:
     return [(table, False)]
 
 
-def _count_lines(path: Path) -> int:
+def count_lines(path: Path) -> int:
     with open(path, "rb") as f:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 
@@ -111,7 +111,7 @@ def _parts_lines(parts: dict[int, Path]) -> int:
     last = parts[max(parts)]
     if last.suffix == ".parquet":
         return sum(read_span(last))
-    return sum(_count_lines(p) for p in parts.values())
+    return sum(count_lines(p) for p in parts.values())
 
 
 def _consecutive(counts: list[int]) -> list[tuple[int, int]]:
@@ -127,9 +127,9 @@ def _merge_parts(table: str, parts: list[Path], root: Path) -> Sent:
     """Rebuild `table` from its parts unless the local one holds at least as much; what the repo holds, in the
     local file's numbering of lines."""
     local = root / table
-    local_lines = _count_lines(local) if local.exists() else 0
+    local_lines = count_lines(local) if local.exists() else 0
     if not is_examples(table):
-        spans = _consecutive([_count_lines(part) for part in parts])
+        spans = _consecutive([count_lines(part) for part in parts])
         if local_lines < sum(spans[-1]):
             atomic_write(local, b"".join(p.read_bytes() for p in parts))
         return Sent(spans)

@@ -1,12 +1,14 @@
-"""The Hugging Face Hub as the shared store: restore on start (restore.py), push what is new in the background.
+"""The Hugging Face Hub as the shared store: restore on start (restore.py), then, in the background, pull what other
+replicas added (pull.py) and push what is new here.
 
 The dataset repo holds the data folder in the layout of layout.py: the examples in Parquet packs
 (`adversarial/{train,test}/<shard>/pack-NNNNN.parquet`), the rounds (`rounds/<shard>/rounds-NNNNN.jsonl` and
 promoted checkpoints), the review events (`reviews/<shard>/reviews-NNNNN.jsonl`: votes, retractions, reports) and
 a dataset card. Each app replica writes only its own shard, so replicas never overwrite each other. `DatasetSync`
-is a `huggingface_hub.CommitScheduler`: every `sync_every` minutes it sends whatever is new, in commits of at
-most 100 files; a flag never makes a commit of its own. When the Hub is unreachable or refuses, the examples stay
-on disk and go up on a later tick; a part is marked sent only after the commit that carries it succeeded.
+is a `huggingface_hub.CommitScheduler`: every `sync_every` minutes it first brings in the other shards' new parts,
+then sends whatever is new here, in commits of at most 100 files; a flag never makes a commit of its own. When the
+Hub is unreachable or refuses, the examples stay on disk and go up on a later tick; a part is marked sent only after
+the commit that carries it succeeded.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from outwit.config import Config
 from outwit.dadc.store import AdversarialStore
 from outwit.hub.cards import dataset_card
 from outwit.hub.layout import CHECKPOINT, Layout, Part, checkpoints_to_drop, chunked, is_table, parts_to_send
+from outwit.hub.pull import Pulled, Seen, pull
 from outwit.hub.restore import OnHub, restore_dataset
 from outwit.storage import atomic_write, utc_now
 
@@ -55,6 +58,8 @@ class SyncStatus:
     last_error: str | None
     phase: str | None  # before the first sync runs: what the link is doing
     reason: str | None  # local only: why
+    last_pull: str | None = None  # the last time other replicas' examples and reviews were looked for (UTC)
+    pulled_rows: int = 0  # rows of other replicas brought in since start
 
 
 class SyncProgress:
@@ -66,15 +71,18 @@ class SyncProgress:
         self.last_push: str | None = None
         self.last_error: str | None = None
         self.phase = "connecting to the Hub"
+        self.last_pull: str | None = None
+        self.pulled_rows = 0
 
     def update(self, **changes) -> None:
         with self._lock:
             for name, value in changes.items():
                 setattr(self, name, value)
 
-    def snapshot(self) -> tuple[int, str | None, str | None, str]:
+    def snapshot(self) -> tuple[int, str | None, str | None, str, str | None, int]:
         with self._lock:
-            return self.pushed_rows, self.last_push, self.last_error, self.phase
+            return (self.pushed_rows, self.last_push, self.last_error, self.phase, self.last_pull,
+                    self.pulled_rows)
 
 
 def sync_status(config: Config, store: AdversarialStore, link: "HubLink | None") -> SyncStatus:
@@ -82,10 +90,11 @@ def sync_status(config: Config, store: AdversarialStore, link: "HubLink | None")
         reason = "no HF_TOKEN" if not config.hf_token else "no DATASET_REPO"
         return SyncStatus(enabled=False, repo=None, last_push=None, waiting=0, last_error=None, phase=None,
                           reason=f"local only ({reason}): examples are kept on this machine's disk")
-    pushed, last_push, last_error, phase = link.progress.snapshot()
+    pushed, last_push, last_error, phase, last_pull, pulled_rows = link.progress.snapshot()
     return SyncStatus(enabled=True, repo=config.dataset_repo, last_push=last_push,
                       waiting=max(0, store.own_rows - pushed), last_error=last_error,
-                      phase=None if link.sync is not None else phase, reason=None)
+                      phase=None if link.sync is not None else phase, reason=None, last_pull=last_pull,
+                      pulled_rows=pulled_rows)
 
 
 class DatasetSync(CommitScheduler):
@@ -94,21 +103,24 @@ class DatasetSync(CommitScheduler):
 
     A part is recorded as in the repo only after the commit that carries it succeeded; a failed commit leaves the
     rest for the next tick. `keep`: repo paths of checkpoints to keep beside each replica's newest (the one
-    serving). (The scheduler's own `lock` is not used.)
+    serving). `on_pulled`: called (after the store's refresh) when a pull brought other replicas' rows. (The
+    scheduler's own `lock` is not used.)
     """
 
     def __init__(self, *, store: AdversarialStore, root: Path, repo_id: str, every: float, hf_api: HfApi,
                  progress: SyncProgress, card: str, on_hub: OnHub | None = None, layout: Layout = Layout(),
-                 keep: Callable[[], set[str]] = set):
+                 keep: Callable[[], set[str]] = set, on_pulled: Callable[[Pulled], None] | None = None):
         # Everything the scheduler thread reads is set before super().__init__ starts it.
-        self.store, self.progress, self.layout, self.keep = store, progress, layout, keep
+        self.store, self.progress, self.layout, self.keep, self.on_pulled = store, progress, layout, keep, on_pulled
         self.on_hub = on_hub or OnHub()
+        self.seen = Seen()
         card_path = Path(root) / "README.md"
         if not card_path.exists() or any(mark in card_path.read_text(encoding="utf-8") for mark in OLD_CARD_MARKS):
             atomic_write(card_path, card.encode())
         super().__init__(repo_id=repo_id, repo_type="dataset", folder_path=root, every=every, hf_api=hf_api)
 
     def push_to_hub(self):
+        self.pull()
         with self.store.lock:  # the store appends under this lock: a look never catches half a row
             own_rows = self.store.own_rows
             found = self._files()
@@ -130,6 +142,23 @@ class DatasetSync(CommitScheduler):
             raise
         self.progress.update(pushed_rows=own_rows, last_push=utc_now(), last_error=None)
         return info
+
+    def pull(self) -> Pulled | None:
+        """Bring in what other replicas pushed since the last look; a failure is logged and tried next tick."""
+        try:
+            pulled = pull(self.api, self.repo_id, self.folder_path, on_hub=self.on_hub, own_shard=self.store.shard,
+                          lock=self.store.lock, seen=self.seen)
+        except Exception as err:  # noqa: BLE001 - this replica goes on serving what it has; next tick tries again
+            self.progress.update(last_error=f"pull: {type(err).__name__}: {err}")
+            log.warning("pulling from %s failed; trying again next tick: %s", self.repo_id, err)
+            return None
+        self.progress.update(last_pull=utc_now(), pulled_rows=self.progress.pulled_rows + pulled.rows)
+        if pulled.tables:
+            log.info("pulled %d rows of other replicas in %s", pulled.rows, ", ".join(pulled.tables))
+            self.store.refresh()
+            if self.on_pulled:
+                self.on_pulled(pulled)
+        return pulled
 
     def _files(self) -> list[tuple[Path, str]]:
         """The tables, checkpoints and card, found where they live: never a walk past the examples' images."""
@@ -201,12 +230,13 @@ class HubLink:
 
     def __init__(self, *, config: Config, store: AdversarialStore, api: HfApi,
                  restored: OnHub | None = None, on_restored: Callable[[], None] | None = None,
-                 keep: Callable[[], set[str]] = set, layout: Layout = Layout()):
+                 keep: Callable[[], set[str]] = set, layout: Layout = Layout(),
+                 on_pulled: Callable[[Pulled], None] | None = None):
         """`restored`: what start-up already downloaded; None if it could not, and this link should restore.
         `on_restored`: called after a late restore, beside the store's refresh (e.g. the reviews' refresh).
-        `keep`, `layout`: as for DatasetSync."""
+        `keep`, `layout`, `on_pulled`: as for DatasetSync."""
         self.config, self.store, self.api, self._restored = config, store, api, restored
-        self.on_restored, self.keep, self.layout = on_restored, keep, layout
+        self.on_restored, self.keep, self.layout, self.on_pulled = on_restored, keep, layout, on_pulled
         self.sync: DatasetSync | None = None
         self.progress = SyncProgress()
         self._stop = threading.Event()
@@ -248,7 +278,7 @@ class HubLink:
                 self.sync = DatasetSync(store=self.store, root=self.config.data_dir, repo_id=self.config.dataset_repo,
                                         every=self.config.sync_every, hf_api=self.api, progress=self.progress,
                                         card=card, on_hub=self._restored, keep=self.keep,
-                                        layout=self.layout)
+                                        layout=self.layout, on_pulled=self.on_pulled)
                 self._ready.set()
                 return
             except Exception as err:  # noqa: BLE001 - the app keeps serving from disk; tried again later
