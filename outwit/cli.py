@@ -1,4 +1,5 @@
-"""The command line: pretrain, evaluate and attack digit models; make a shifted pool and simulate DADC on it.
+"""The command line: pretrain, evaluate and attack digit models; make a shifted pool and simulate DADC on it; run
+the rounds for replicas that only collect (round_runner.py).
 
     python trainer.py pretrain --arch cnn --out models/base.safetensors
     python trainer.py evaluate --checkpoint models/base.safetensors
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 
 from model import ARCHITECTURES, CNNConfig, build_model
+from outwit import round_runner
 from outwit.config import DATA_SOURCES, TUNES, Config
 from outwit.ml import adversarial_training, checkpoints, data, robustness
 from outwit.ml.adversarial_training import AdversarialTraining
@@ -189,6 +191,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--out", type=Path, default=Path("attack.png"), help="PNG to write")
     data_options(a)
     simulation_commands(commands)
+    round_runner.add_command(commands)
     return root
 
 
@@ -257,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             result = pretrain(args)
         elif args.command == "attack":
             result = attack_command(args)
+        elif args.command == "rounds":
+            result = round_runner.rounds_command(args)
         elif args.command in ("simulate", "make-pool"):
             result = (simulate_command if args.command == "simulate" else make_pool_command)(args)
         else:

@@ -10,6 +10,7 @@ from typing import Mapping
 DATA_SOURCES = ("auto", "sample", "mnist")
 TUNES = ("upper", "all")  # what a round trains: the layers above a fixed trunk, or every layer (rounds.Recipe)
 PRECISIONS = ("int8", "float32")  # what serves the page's guesses (serving.py)
+ROUND_RUNNERS = ("local", "replica", "none")  # who runs rounds: this process; the lease's holder; another process
 ROUNDS_IN = ("process", "thread")  # where rounds compute: a process of their own, or the web process (runner.py)
 SECRETS = ("hf_token", "admin_password")  # read as Secret: never shown
 
@@ -66,6 +67,8 @@ class Config:
     sync_every: float = 1.0  # minutes between pushes of new examples to the dataset repo
     hub_endpoint: str = ""  # the Hub's address; empty: huggingface_hub's default (https://huggingface.co)
     replica: str = ""  # this process's shard name in the dataset; empty: made up at start
+    round_runner: str = "local"  # who runs rounds: "local" (this process), "replica" (the lease's holder), "none"
+    runner_lease: float = 10.0  # minutes the round runner's lease lasts unless renewed (a third before its end)
     space_id: str = ""  # "owner/name" of the Space this runs in, set there by the platform; cards link to it
 
     def __post_init__(self):
@@ -90,6 +93,10 @@ class Config:
             ("model_repo", not self.model_repo or _is_repo_id(self.model_repo), "empty or 'owner/name'"),
             ("replica", not self.replica or _is_plain_name(self.replica), "letters, digits, '-' and '_'"),
             ("space_id", not self.space_id or _is_repo_id(self.space_id), "empty or 'owner/name'"),
+            ("round_runner", self.round_runner in ROUND_RUNNERS, f"one of {', '.join(ROUND_RUNNERS)}"),
+            ("round_runner", self.round_runner == "local" or (self.model_publishing and self.hub_sync),
+             "'local' while HF_TOKEN, DATASET_REPO or MODEL_REPO is unset (other runners' rounds come through them)"),
+            ("runner_lease", self.runner_lease > 0, "more than 0 (minutes)"),
         ):
             if not ok:
                 raise ConfigError(f"{ENV[name]}='{getattr(self, name)}' must be {rule}")
@@ -136,7 +143,8 @@ ENV = {
     "robust_eps": "ROBUST_EPS", "robust_size": "ROBUST_SIZE", "round_attack_eps": "ROUND_ATTACK_EPS",
     "votes_required": "VOTES_REQUIRED", "flags_per_session": "FLAGS_PER_SESSION", "admin_password": "ADMIN_PASSWORD",
     "hf_token": "HF_TOKEN", "dataset_repo": "DATASET_REPO", "model_repo": "MODEL_REPO", "sync_every": "SYNC_EVERY",
-    "hub_endpoint": "HF_ENDPOINT", "replica": "REPLICA_ID", "space_id": "SPACE_ID",
+    "hub_endpoint": "HF_ENDPOINT", "replica": "REPLICA_ID", "space_id": "SPACE_ID", "round_runner": "ROUND_RUNNER",
+    "runner_lease": "RUNNER_LEASE",
 }
 
 

@@ -19,6 +19,8 @@ from outwit.dadc.status import WorkerStatus
 from outwit.dadc.store import AdversarialStore
 from outwit.dadc.training_sets import mixed_training_set, standard_eval_sets
 from outwit.dadc.worker import RetrainWorker
+from outwit.hub.follow import ModelFollower
+from outwit.hub.lease import RunnerLease, read_lease
 from outwit.hub.publish import ModelPublisher, PublishStatus, fetch_published
 from outwit.hub.restore import restore_or_none
 from outwit.hub.sync import HubLink, SyncStatus, hub_api, sync_status
@@ -52,6 +54,7 @@ class Services:
     reviews: Reviews
     hub: HubLink | None = None  # None: local only
     publisher: ModelPublisher | None = None  # None: rounds are not published
+    follower: ModelFollower | None = None  # ROUND_RUNNER replica or none: serves the model repo's newest round
 
     def status(self) -> AppStatus:
         return AppStatus(worker=self.worker.status(), sync=sync_status(self.config, self.store, self.hub),
@@ -64,13 +67,15 @@ class Services:
         self.worker.stop()
         if self.publisher:
             self.publisher.stop()
+        if self.follower:  # after the last publish: its lease is let go
+            self.follower.stop()
         if self.hub:
             self.hub.stop()
 
 
 def start_services(config: Config) -> Services:
     """Resume: examples and rounds from the Hub (when configured) and disk, the latest promoted model; start the
-    retrain worker and the Hub sync."""
+    retrain worker, the Hub sync and (ROUND_RUNNER replica or none) the model repo's follower."""
     shard = _plain(config.replica or f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}")
     api = hub_api(config) if config.hub_sync else None
     restored = restore_or_none(api, config.dataset_repo, config.data_dir) if api else None
@@ -79,17 +84,10 @@ def start_services(config: Config) -> Services:
     reviews = Reviews(config.reviews_dir, store, required=config.votes_required)
     history = History(config.rounds_dir / shard / "rounds.jsonl", lock=store.lock)
     history.adopt_latest()
-    publisher = None
-    if config.model_publishing:
-        model_api = api or hub_api(config)
-        published = fetch_published(model_api, config.model_repo)
-        if published:
-            history.adopt_model(*published, source=f"model repo {config.model_repo}",
-                                examples_added=store.counts().added)
-        links = {"endpoint": config.hub_endpoint or None, "space_id": config.space_id or None,
-                 "dataset_repo": config.dataset_repo or None}
-        publisher = ModelPublisher(api=model_api, repo_id=config.model_repo, shard=shard, every=config.sync_every,
-                                   card_links=links).start()
+    model_api = (api or hub_api(config)) if config.model_publishing else None
+    lease = RunnerLease(api=model_api, repo_id=config.model_repo, holder=f"{shard}-{uuid.uuid4().hex[:6]}",
+                        term=config.runner_lease * 60) if config.round_runner == "replica" else None
+    publisher = _publisher(config, model_api, shard, history, store, lease) if model_api else None
     mnist_train = data.load_digits(config.mnist_data, config.data_dir, "train")
     mnist_test = data.load_digits(config.mnist_data, config.data_dir, "test")
     model, meta = load_serving(history, config.model_path)
@@ -107,9 +105,11 @@ def start_services(config: Config) -> Services:
                                                         robust_size=config.robust_size, keep=reviews.usable),
                            recipe=Recipe(steps=config.round_steps, gate_margin=config.gate_margin,
                                          tune=config.round_tune),
-                           every=config.retrain_every, on_promoted=publisher.publish if publisher else None,
+                           every=config.retrain_every,
+                           on_promoted=(lambda path, meta: publisher.publish(path, meta, history.added_at_last_round()))
+                           if publisher else None,
                            counter=reviews.validated_ever if config.votes_required else None,
-                           runner=runner).start()
+                           runner=runner, may_run=_may_run(config, lease)).start()
     collector = Collector(store=store, worker=worker, predictor=predictor)
 
     def merged(*_) -> None:  # other replicas' examples came in (the store has re-read them): votes, and the trigger
@@ -118,7 +118,37 @@ def start_services(config: Config) -> Services:
 
     hub = HubLink(config=config, store=store, api=api, restored=restored, on_restored=merged, on_pulled=merged,
                   keep=lambda: _serving_checkpoint(history)).start() if api else None
-    return Services(config, predictor, store, worker, collector, reviews, hub, publisher)
+    follower = None
+    if config.round_runner != "local":
+        def adopt(checkpoint: bytes, meta, state) -> bool:
+            source = f"the round runner ({state.holder})" if state and state.holder else f"{config.model_repo}"
+            return worker.adopt(checkpoint, meta, source=source, counted=state.counted if state else None)
+
+        follower = ModelFollower(api=model_api, repo_id=config.model_repo, every=config.sync_every, adopt=adopt,
+                                 serving_created=lambda: (history.serving().created if history.serving() else None),
+                                 lease=lease, on_lease=lambda held: worker.notify()).start()
+    return Services(config, predictor, store, worker, collector, reviews, hub, publisher, follower)
+
+
+def _publisher(config: Config, api, shard: str, history: History, store: AdversarialStore,
+               lease: RunnerLease | None) -> ModelPublisher:
+    """Promoted rounds to the model repo; the repo's latest round adopted first, when it is not the one serving."""
+    published = fetch_published(api, config.model_repo)
+    if published:
+        state = read_lease(api, config.model_repo, None) if config.round_runner != "local" else None
+        counted = state.counted if state and state.counted is not None else store.counts().added
+        history.adopt_model(*published, source=f"model repo {config.model_repo}", examples_added=counted)
+    links = {"endpoint": config.hub_endpoint or None, "space_id": config.space_id or None,
+             "dataset_repo": config.dataset_repo or None}
+    return ModelPublisher(api=api, repo_id=config.model_repo, shard=shard, every=config.sync_every,
+                          card_links=links, lease=lease).start()
+
+
+def _may_run(config: Config, lease: RunnerLease | None):
+    """Whether this process runs a round now: always (local), never (none), while it holds the lease (replica)."""
+    if config.round_runner == "none":
+        return lambda: False
+    return (lambda: lease.held) if lease is not None else None
 
 
 def calibration_images(digits: data.Digits, n: int = 256) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """A server on 127.0.0.1 that speaks the parts of the Hugging Face Hub's HTTP API that huggingface_hub uses here:
 repo creation, README validation, preupload, the NDJSON commit, repo info (at a revision or the head), tree listing
-and file download (HEAD and GET), file and folder deletion.
+and file download (HEAD and GET), file and folder deletion; a commit made on a parent (`parent_commit`) is refused
+with 412 when the head has moved, as the Hub refuses it.
 
 Every file is stored in memory per repo; each commit is logged with the paths it added, so tests can check that
 nothing was sent twice. `fail_next(n, status)` makes the next n requests answer with an error (503, 429, ...);
@@ -174,6 +175,9 @@ class FakeHub:
                     elif line["key"] == "lfsFile":
                         return self._reply(400, {"error": f"{line['key']} is not supported by this test server"})
                 with hub._lock:
+                    parent = header.get("parentCommit")
+                    if parent and parent != repo.sha:  # as the Hub does: the commit is made on that head or not at all
+                        return self._reply(412, {"error": "A commit has happened since. Please refresh and try again."})
                     gone = {p for path, folder in deleted for p in repo.files
                             if p == path or (folder and p.startswith(path + "/"))}
                     missing = [path for path, folder in deleted

@@ -49,3 +49,4 @@ class WorkerStatus:
     last_error: str | None
     history: list[RoundSummary]
     training_seconds: float | None = None  # how long the round under way has run
+    served_from: str | None = None  # where the serving model came from, when not a round of this process's own

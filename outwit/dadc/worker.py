@@ -35,12 +35,16 @@ class RetrainWorker:
                  training_set: Callable[[], TrainingSet], eval_sets: Callable[[], dict[str, EvalSet]],
                  recipe: Recipe = Recipe(), every: int = 10,
                  on_promoted: Callable[[Path, checkpoints.CheckpointMeta], None] | None = None,
-                 counter: Callable[[], int] | None = None, runner: InProcess | RoundProcess | None = None):
+                 counter: Callable[[], int] | None = None, runner: InProcess | RoundProcess | None = None,
+                 may_run: Callable[[], bool] | None = None):
+        """`may_run`: whether this process runs rounds now (ROUND_RUNNER: always, never, or while it holds the
+        round runner's lease); when it does not, rounds come from elsewhere through `adopt`."""
         if every < 1:
             raise ValueError(f"every={every!r} must be at least 1")
         self.store, self.predictor, self.history = store, predictor, history
         self.training_set, self.eval_sets, self.recipe, self.every = training_set, eval_sets, recipe, every
         self.runner = runner or InProcess()  # where rounds and evaluations compute; closed by stop()
+        self.may_run = may_run or (lambda: True)
         self._warmed = False
         self.on_promoted = on_promoted  # e.g. publish to a model repo; must not block for long
         # what the trigger counts, never decreasing: examples added, or (when votes are required) examples validated
@@ -79,6 +83,8 @@ class RetrainWorker:
 
     def request_round(self) -> None:
         """An admin's "start a round now": the next wake runs a round, however few examples came in."""
+        if not self.may_run():
+            raise ValueError("Rounds run in another process here (the round runner): start one there")
         with self._lock:
             self._forced = True
         self.notify()
@@ -86,6 +92,8 @@ class RetrainWorker:
     def roll_back(self, to_round: int, base_path: str | Path) -> RoundRecord:
         """An admin's call: serve again the model of an earlier round (a promoted one, or 0, the base model),
         recorded as a new promoted round that names the one it rolls back to. Refused while a round runs."""
+        if not self.may_run():
+            raise ValueError("Rounds run in another process here (the round runner): roll back there")
         earlier = next((r for r in self.history.records if r.round == to_round and r.served), None)
         if earlier is None:
             raise ValueError(f"Round {quoted(to_round)} has no model to roll back to; these do: "
@@ -104,6 +112,26 @@ class RetrainWorker:
             return record
         finally:
             self._busy.release()
+
+    def adopt(self, checkpoint: bytes, meta: checkpoints.CheckpointMeta, *, source: str,
+              counted: int | None = None) -> bool:
+        """Serve a round promoted elsewhere (the round runner's, from the model repo) if it is newer than the one
+        serving: recorded in the history as promoted, swapped in as a round of this process's own would be.
+        `counted`: the round trigger's count when that round started (the next round counts from there)."""
+        with self._busy:
+            serving = self.history.serving()
+            if serving is not None and (serving.created or "") >= meta.created:
+                return False
+            model, _ = checkpoints.from_bytes(checkpoint)
+            added = counted if counted is not None else self.counter()
+            if not self.history.adopt_model(checkpoint, meta, source=source, examples_added=added):
+                return False
+            record = self.history.serving()
+            self.predictor.swap(model, {"round": record.round, "checkpoint": record.checkpoint})
+            with self._lock:
+                self._attempts = self._flags = 0
+        self.notify()  # the page's figures, and the trigger, move on
+        return True
 
     def wait_idle(self, timeout: float) -> bool:
         """True once the worker has nothing left to do (tests and benchmarks wait on it)."""
@@ -138,7 +166,8 @@ class RetrainWorker:
             history=[RoundSummary(r.round, r.status, r.metrics.get(MNIST), r.metrics.get(ADVERSARIAL),
                                   r.metrics.get(ROBUST), r.trained_on.get("adversarial"), r.seconds, r.error_rate)
                      for r in self.history.records],
-            training_seconds=round(time.monotonic() - since, 1) if training and since is not None else None)
+            training_seconds=round(time.monotonic() - since, 1) if training and since is not None else None,
+            served_from=serving.source if serving else None)
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
@@ -153,10 +182,11 @@ class RetrainWorker:
                     self._record_base()
                 with self._lock:
                     forced, self._forced = self._forced, False
-                self._warm_up()
-                if forced or self.until_next_round() == 0:
-                    with self._busy:
-                        self._round()
+                if self.may_run():  # else another process runs the rounds
+                    self._warm_up()
+                    if forced or self.until_next_round() == 0:
+                        with self._busy:
+                            self._round()
             except Exception as err:  # noqa: BLE001 - a failed round must never take the app down
                 log.exception("retrain round failed; the serving model stays")
                 with self._lock:

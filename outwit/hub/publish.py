@@ -17,6 +17,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
 from outwit.hub.cards import model_card
+from outwit.hub.lease import LeaseLost, RunnerLease
 from outwit.ml import checkpoints
 from outwit.storage import utc_now
 
@@ -36,13 +37,16 @@ class ModelPublisher:
     newest, each round under `rounds/`, and the model card. A failed push is retried every `every` minutes;
     rounds promoted meanwhile go up together, the newest as `model.safetensors`.
 
-    `card_links`: keyword arguments for `cards.model_card` (endpoint, space_id, dataset_repo).
+    `card_links`: keyword arguments for `cards.model_card` (endpoint, space_id, dataset_repo). `lease`: the
+    round runner's lease (ROUND_RUNNER=replica, `trainer.py rounds`): each push is then made with it, and a round
+    whose runner lost the lease is never published.
     """
 
-    def __init__(self, *, api: HfApi, repo_id: str, shard: str, every: float, card_links: dict | None = None):
-        self.api, self.repo_id, self.shard, self.every = api, repo_id, shard, every
+    def __init__(self, *, api: HfApi, repo_id: str, shard: str, every: float, card_links: dict | None = None,
+                 lease: RunnerLease | None = None):
+        self.api, self.repo_id, self.shard, self.every, self.lease = api, repo_id, shard, every, lease
         self.card_links = dict(card_links or {})
-        self._pending: list[tuple[Path, checkpoints.CheckpointMeta]] = []
+        self._pending: list[tuple[Path, checkpoints.CheckpointMeta, int | None]] = []
         self._lock = threading.Lock()  # guards the pending list and the figures below
         self._last_push: str | None = None
         self._last_error: str | None = None
@@ -54,9 +58,10 @@ class ModelPublisher:
         self._thread.start()
         return self
 
-    def publish(self, checkpoint: Path, meta: checkpoints.CheckpointMeta) -> None:
+    def publish(self, checkpoint: Path, meta: checkpoints.CheckpointMeta, counted: int | None = None) -> None:
+        """`counted`: the round trigger's count when the round started (the lease carries it to followers)."""
         with self._lock:
-            self._pending.append((Path(checkpoint), meta))
+            self._pending.append((Path(checkpoint), meta, counted))
         self.push_now()
 
     def push_now(self) -> None:
@@ -90,21 +95,33 @@ class ModelPublisher:
             if not self._wake.is_set():
                 self._idle.set()
 
-    def _operations(self, batch: list[tuple[Path, checkpoints.CheckpointMeta]]) -> list[CommitOperationAdd]:
-        newest_path, newest = max(batch, key=lambda item: item[1].round)
+    def _operations(self, batch: list) -> list[CommitOperationAdd]:
+        newest_path, newest, _ = max(batch, key=lambda item: item[1].round)
         operations = [CommitOperationAdd(path_in_repo=f"rounds/round-{meta.round:04d}-{self.shard}.safetensors",
-                                         path_or_fileobj=str(path)) for path, meta in batch]
+                                         path_or_fileobj=str(path)) for path, meta, _ in batch]
         operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=payload)
                        for name, payload in checkpoints.hub_files(newest_path.read_bytes()).items()]
         card = model_card(self.repo_id, newest, **self.card_links)
         return operations + [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode())]
 
-    def _push(self, batch: list[tuple[Path, checkpoints.CheckpointMeta]]) -> None:
-        newest = max(meta.round for _, meta in batch)
+    def _push(self, batch: list) -> None:
+        _, newest_meta, counted = max(batch, key=lambda item: item[1].round)
+        newest = newest_meta.round
+        message = f"Round {newest} from {self.shard}"
         try:
-            self.api.create_repo(self.repo_id, repo_type="model", exist_ok=True)
-            self.api.create_commit(repo_id=self.repo_id, repo_type="model", operations=self._operations(batch),
-                                   commit_message=f"Round {newest} from {self.shard}")
+            if self.lease is not None:
+                self.lease.commit(self._operations(batch), message, round=newest, created=newest_meta.created,
+                                  counted=counted)
+            else:
+                self.api.create_repo(self.repo_id, repo_type="model", exist_ok=True)
+                self.api.create_commit(repo_id=self.repo_id, repo_type="model", operations=self._operations(batch),
+                                       commit_message=message)
+        except LeaseLost as err:  # another runner's rounds are the app's now: these are never published
+            with self._lock:
+                self._pending = [item for item in self._pending if item not in batch]
+                self._last_error = f"not published: {err}"
+            log.error("round %d is not published: %s", newest, err)
+            return
         except Exception as err:  # noqa: BLE001 - kept pending, tried again on the next tick
             with self._lock:
                 self._last_error = f"{type(err).__name__}: {err}"

@@ -47,7 +47,10 @@ def make_handlers(services: Services, password: Secret, brake: Brake | None = No
         check(given, request)
         if worker.status().training:
             return "A round is already running."
-        worker.request_round()
+        try:
+            worker.request_round()
+        except ValueError as err:
+            raise user_error(str(err)) from None
         return "A round starts now; the panel shows it when it lands."
 
     def roll_back(given: str | None, to_round: float | None, request: gr.Request | None = None) -> str:

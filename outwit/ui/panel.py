@@ -28,8 +28,10 @@ def summary_markdown(status: AppStatus) -> str:
     mnist, adversarial, rate, examples = worker.mnist, worker.adversarial, worker.error_rate, worker.examples
     training = f" · {retraining(worker)}" if worker.training else ""
     mnist_name = f"`{mnist.dataset}`, {mnist.size:,} images" if mnist and mnist.size else "the MNIST test split"
+    origin = f"- Round {worker.round} came from {worker.served_from}\n" if worker.served_from else ""
     return (
         f"### {round_landed(worker) or f'Round {worker.round}'}{training}\n"
+        f"{origin}"
         f"- Accuracy on MNIST ({mnist_name}): {_accuracy(mnist)}\n"
         f"- Accuracy on held-out adversarial examples ({adversarial.size if adversarial else 0} examples): "
         f"{_accuracy(adversarial)}\n"

@@ -1,0 +1,122 @@
+"""Many replicas, one model: three `python app.py` that only collect (ROUND_RUNNER=none) and round runners
+(`python trainer.py rounds`), all through a local server that speaks the Hub's HTTP API."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from outwit.hub.lease import LEASE_PATH, LeaseState
+from outwit.sim.app_process import REPO as ROOT
+from outwit.sim.app_process import AppProcess
+from tests.app.test_stop import wait_for
+from tests.hub_server import REPO, TOKEN
+
+MODELS = "outwit/model"
+SYNC_EVERY = 0.05  # minutes: a tick every 3 s
+HUB = dict(HF_TOKEN=TOKEN, DATASET_REPO=REPO, MODEL_REPO=MODELS, HF_HUB_OFFLINE="0", SYNC_EVERY=SYNC_EVERY,
+           RETRAIN_EVERY=10, ROBUST_EPS=0, MNIST_DATA="sample", GATE_MARGIN=10, FLAGS_PER_SESSION=0,
+           RUNNER_LEASE=0.5, HF_HUB_DISABLE_XET="1")
+
+
+class Runner:
+    """`python trainer.py rounds` as its own process."""
+
+    def __init__(self, hub, folder: Path, name: str, *extra: str):
+        self.log = folder / f"{name}.log"
+        env = {**os.environ, **{k: str(v) for k, v in HUB.items()}, "HF_ENDPOINT": hub.endpoint,
+               "PYTHONUNBUFFERED": "1"}
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "trainer.py", "rounds", "--dataset-repo", REPO, "--model-repo", MODELS,
+                 "--data-dir", str(folder / name), "--name", name, *extra],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self) -> int:
+        self.process.terminate()
+        return self.process.wait(90)
+
+
+def status(app: AppProcess) -> dict:
+    return Client(app.url, verbose=False).predict(api_name="/status")
+
+
+def published(hub) -> dict:
+    """The model repo's config.json (the round it serves), or {} before any."""
+    repo = hub.repos.get(("models", MODELS))
+    return json.loads(repo.files["config.json"]) if repo and "config.json" in repo.files else {}
+
+
+def lease_on_hub(hub) -> LeaseState | None:
+    repo = hub.repos.get(("models", MODELS))
+    return LeaseState.from_bytes(repo.files[LEASE_PATH]) if repo and LEASE_PATH in repo.files else None
+
+
+def save(app: AppProcess, payloads: list, n: int, relabel: bool = False) -> list[str]:
+    """`n` saves on `app`. `relabel`: each saved as another digit than it is (after a round, the drawings that fooled
+    the shipped model may not fool the new one; a wrong label always differs from some guess)."""
+    client = Client(app.url, verbose=False)
+    saved = []
+    for i in range(n):
+        payload, digit = payloads[i % len(payloads)]
+        labels = [(digit + k) % 10 for k in (5, 6)] if relabel else [digit]
+        for label in labels:
+            try:
+                saved.append(client.predict(payload, label, "", False, api_name="/flag")[1])
+                break
+            except AppError as err:
+                if "already reads this as" not in str(err) or label == labels[-1]:
+                    raise
+    return saved
+
+
+@pytest.fixture
+def replicas(hub, tmp_path):
+    apps = [AppProcess(tmp_path / name, tmp_path / f"{name}.log", REPLICA_ID=name, ROUND_RUNNER="none",
+                       ROUNDS_IN="thread", HF_ENDPOINT=hub.endpoint, **HUB) for name in ("a", "b", "c")]
+    for app in apps:
+        app.start()
+    yield apps
+    for app in apps:
+        assert app.stop(timeout=90) == 0, app.log.read_text()[-3000:]
+
+
+def test_ten_saves_over_three_replicas_make_one_round_that_all_three_serve(hub, tmp_path, replicas,
+                                                                          fooling_payloads):
+    runners = [Runner(hub, tmp_path, "runner-1"), Runner(hub, tmp_path, "runner-2")]  # the second by mistake
+    wait_for(lambda: lease_on_hub(hub), 120, "a runner taking the lease")
+    acked = []
+    for app, n in zip(replicas, (4, 3, 3)):
+        acked += save(app, fooling_payloads, n)
+    wait_for(lambda: published(hub).get("round") == 1, 180, "round 1 published")
+    for app in replicas:  # every replica swaps it in, and says where it came from
+        wait_for(lambda app=app: status(app)["round"] == 1, 60, f"{app.url} serving round 1")
+    holder = lease_on_hub(hub).holder
+    for app in replicas:
+        assert status(app)["served_from"] == f"the round runner ({holder})"
+    assert holder.startswith(("runner-1", "runner-2"))
+    model_repo = hub.repo(MODELS, kind="models")
+    rounds = [p for p in model_repo.files if p.startswith("rounds/")]
+    assert len(rounds) == 1 and holder.rsplit("-", 1)[0] in rounds[0], rounds  # one round, by the lease's holder
+    counts = [status(app)["examples"] for app in replicas]
+    assert [c["total"] for c in counts] == [10, 10, 10]  # each replica counts the whole app's
+    assert published(hub)["trained_on"]["adversarial"] == counts[0]["train"]  # each train example once
+    # the runner is stopped and started again: it resumes where it was, and the next ten make round 2
+    for runner in runners:
+        assert runner.stop() == 0, runner.log.read_text()[-3000:]
+    assert lease_on_hub(hub).until == 0  # let go at the stop
+    again = Runner(hub, tmp_path, "runner-3")
+    for app, n in zip(replicas, (3, 3, 4)):
+        acked += save(app, fooling_payloads, n, relabel=True)
+    wait_for(lambda: published(hub).get("round") == 2, 180, "round 2 published")
+    assert published(hub)["trained_on"]["adversarial"] == status(replicas[0])["examples"]["train"]
+    assert status(replicas[0])["examples"]["total"] == 20
+    for app in replicas:
+        wait_for(lambda app=app: status(app)["round"] == 2, 60, f"{app.url} serving round 2")
+    assert len([p for p in model_repo.files if p.startswith("rounds/")]) == 2
+    assert again.stop() == 0, again.log.read_text()[-3000:]
+    assert len(set(acked)) == 20
