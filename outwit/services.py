@@ -77,14 +77,14 @@ def start_services(config: Config) -> Services:
     """Resume: examples and rounds from the Hub (when configured) and disk, the latest promoted model; start the
     retrain worker, the Hub sync and (ROUND_RUNNER replica or none) the model repo's follower."""
     shard = _plain(config.replica or f"{socket.gethostname()[:24]}-{uuid.uuid4().hex[:8]}")
-    api = hub_api(config) if config.hub_sync else None
+    api = hub_api(config, shard) if config.hub_sync else None
     restored = restore_or_none(api, config.dataset_repo, config.data_dir) if api else None
     store = AdversarialStore(config.store_dir, shard=shard, holdout_every=config.holdout_every,
                              session_limit=config.flags_per_session)
     reviews = Reviews(config.reviews_dir, store, required=config.votes_required)
     history = History(config.rounds_dir / shard / "rounds.jsonl", lock=store.lock)
     history.adopt_latest()
-    model_api = (api or hub_api(config)) if config.model_publishing else None
+    model_api = (api or hub_api(config, shard)) if config.model_publishing else None
     lease = RunnerLease(api=model_api, repo_id=config.model_repo, holder=f"{shard}-{uuid.uuid4().hex[:6]}",
                         term=config.runner_lease * 60) if config.round_runner == "replica" else None
     publisher = _publisher(config, model_api, shard, history, store, lease) if model_api else None

@@ -12,7 +12,7 @@ import torch  # noqa: E402
 
 from outwit.ml import data  # noqa: E402
 from outwit.sim.browser import CHROMIUM, FLAGS  # noqa: E402
-from tests.hub_server import FakeHub  # noqa: E402
+from outwit.sim.hub_server import FakeHub  # noqa: E402
 
 torch.set_num_threads(2)
 

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
 from outwit.hub.lease import LeaseState, RunnerLease, head_of, read_lease
@@ -97,5 +97,4 @@ class ModelFollower:
         return adopted
 
     def _download(self, filename: str, revision: str, folder: str) -> str:
-        return hf_hub_download(self.repo_id, filename, revision=revision, local_dir=folder,
-                               endpoint=self.api.endpoint, token=self.api.token)
+        return self.api.hf_hub_download(self.repo_id, filename, revision=revision, local_dir=folder)

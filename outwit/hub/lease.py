@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,7 @@ def read_lease(api: HfApi, repo_id: str, revision: str | None) -> LeaseState | N
     """The lease as of `revision`; None when the repo or the file does not exist yet."""
     try:
         with tempfile.TemporaryDirectory() as folder:
-            path = hf_hub_download(repo_id, LEASE_PATH, revision=revision, local_dir=folder, endpoint=api.endpoint,
-                                   token=api.token)
+            path = api.hf_hub_download(repo_id, LEASE_PATH, revision=revision, local_dir=folder)
             return LeaseState.from_bytes(Path(path).read_bytes())
     except (RepositoryNotFoundError, EntryNotFoundError):
         return None

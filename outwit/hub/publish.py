@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
 from outwit.hub.cards import model_card
@@ -139,8 +139,7 @@ def fetch_published(api: HfApi, repo_id: str) -> tuple[bytes, checkpoints.Checkp
     the model does not exist yet, or the Hub cannot be reached (logged: the app starts from its local model)."""
     try:
         with tempfile.TemporaryDirectory() as folder:  # nothing is left behind: the caller keeps what it adopts
-            payload = Path(hf_hub_download(repo_id, checkpoints.HUB_WEIGHTS, local_dir=folder,
-                                           endpoint=api.endpoint, token=api.token)).read_bytes()
+            payload = Path(api.hf_hub_download(repo_id, checkpoints.HUB_WEIGHTS, local_dir=folder)).read_bytes()
         return payload, checkpoints.meta_from_bytes(payload)
     except (RepositoryNotFoundError, EntryNotFoundError):
         log.info("model repo %s has no model yet: starting from the local model", repo_id)

@@ -27,7 +27,8 @@ from outwit.hub.restore import OnHub, count_lines
 from outwit.storage import atomic_write
 
 log = logging.getLogger(__name__)
-PULLED_FOLDERS = ("adversarial", "reviews", "rounds")  # the repo's folders that hold tables
+PULLED_FOLDERS = ("adversarial", "reviews")  # the tables a replica reads live; other replicas' round histories come
+# with the restore at start (a new replica carries on from the newest), and rounds from elsewhere through the model repo
 
 
 @dataclass

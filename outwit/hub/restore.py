@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub import HfApi
 from huggingface_hub.errors import RepositoryNotFoundError
 
 from outwit.hub.layout import CHECKPOINT, Sent, is_examples, is_table, jsonl, read_span, table_of_part, unpack
@@ -47,8 +47,7 @@ def restore_dataset(api: HfApi, repo_id: str, root: Path) -> OnHub:
     staging = root / ".hub-restore"
     try:
         try:
-            snapshot_download(repo_id, repo_type="dataset", local_dir=staging, allow_patterns=SYNCED,
-                              endpoint=api.endpoint, token=api.token)
+            api.snapshot_download(repo_id, repo_type="dataset", local_dir=staging, allow_patterns=SYNCED)
         except RepositoryNotFoundError:
             log.info("dataset repo %s does not exist yet: nothing to restore", repo_id)
             return OnHub()

@@ -38,8 +38,10 @@ SYNCED_FILES = ("adversarial/*/*/metadata.jsonl", "reviews/*/reviews.jsonl", "ro
 OLD_CARD_MARKS = ("(https://github.com/)", 'path: "adversarial/train/**"')  # cards of older layouts: rewritten once
 
 
-def hub_api(config: Config) -> HfApi:
-    return HfApi(endpoint=config.hub_endpoint or None, token=config.hf_token.reveal(), library_name="outwit")
+def hub_api(config: Config, shard: str | None = None) -> HfApi:
+    """The client for the Hub; its requests name the replica (`shard`) in their user agent, for the Hub's logs."""
+    return HfApi(endpoint=config.hub_endpoint or None, token=config.hf_token.reveal(), library_name="outwit",
+                 user_agent={"outwit-shard": shard} if shard else None)
 
 
 def _loose(rel: str) -> bool:

@@ -14,9 +14,9 @@ from outwit.hub.layout import jsonl, unpack
 from outwit.hub.restore import restore_dataset
 from outwit.hub.sync import HubLink
 from outwit.sim.drawings import rotated_sketch
+from outwit.sim.hub_server import REPO, TOKEN, FakeHub, api_for
 from outwit.ui.page import build_demo, launch
 from outwit.ui.panel import summary_markdown
-from tests.hub_server import REPO, TOKEN, FakeHub, api_for
 
 
 def link(server: FakeHub, root: Path, shard: str) -> tuple[AdversarialStore, HubLink]:

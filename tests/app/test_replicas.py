@@ -8,7 +8,7 @@ from outwit.dadc.store import AdversarialStore
 from outwit.hub.layout import Layout
 from outwit.hub.sync import HubLink
 from outwit.sim.drawings import rotated_sketch
-from tests.hub_server import REPO, TOKEN, FakeHub, api_for
+from outwit.sim.hub_server import REPO, TOKEN, FakeHub, api_for
 
 SMALL = Layout(pack_rows=4, log_lines=3)  # parts of a few rows: a pull that fetches a whole table again shows
 

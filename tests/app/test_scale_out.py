@@ -4,17 +4,20 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from outwit.dadc.store import AdversarialStore
 from outwit.hub.lease import LEASE_PATH, LeaseState
+from outwit.hub.restore import restore_dataset
 from outwit.sim.app_process import REPO as ROOT
 from outwit.sim.app_process import AppProcess
+from outwit.sim.hub_server import REPO, TOKEN, api_for
 from tests.app.test_stop import wait_for
-from tests.hub_server import REPO, TOKEN
 
 MODELS = "outwit/model"
 SYNC_EVERY = 0.05  # minutes: a tick every 3 s
@@ -120,3 +123,23 @@ def test_ten_saves_over_three_replicas_make_one_round_that_all_three_serve(hub, 
     assert len([p for p in model_repo.files if p.startswith("rounds/")]) == 2
     assert again.stop() == 0, again.log.read_text()[-3000:]
     assert len(set(acked)) == 20
+
+
+def test_a_replica_killed_mid_push_loses_no_acknowledged_example(hub, tmp_path, fooling_payloads):
+    """SIGKILL while a commit is on its way; started again on the same disk, the replica pushes what the Hub lacks
+    and the other replica sees every acknowledged example once."""
+    env = dict(HUB, REPLICA_ID="k", ROUNDS_IN="thread", HF_ENDPOINT=hub.endpoint, RETRAIN_EVERY=1000)
+    other = AppProcess(tmp_path / "other", tmp_path / "other.log", **{**env, "REPLICA_ID": "other"}).start()
+    app = AppProcess(tmp_path / "k", tmp_path / "k.log", **env).start()
+    hub.slow_commits(30)
+    hub.commit_started["datasets"].clear()
+    acked = save(app, fooling_payloads, 5)
+    assert hub.commit_started["datasets"].wait(60), "no push began"
+    app.kill()
+    hub.slow_commits(0)
+    again = AppProcess(tmp_path / "k", tmp_path / "k.log", **env).start()
+    wait_for(lambda: status(other)["examples"]["total"] == 5, 120, "the other replica seeing all five")
+    assert again.stop(timeout=90) == 0 and other.stop(timeout=90) == 0
+    restore_dataset(api_for(hub), REPO, tmp_path / "restored")
+    on_hub = Counter(row["id"] for row in AdversarialStore(tmp_path / "restored" / "adversarial").rows())
+    assert set(acked) == set(on_hub) and set(on_hub.values()) == {1}

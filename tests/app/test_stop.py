@@ -10,8 +10,8 @@ from gradio_client import Client
 from outwit.dadc.store import AdversarialStore
 from outwit.hub.restore import restore_dataset
 from outwit.sim.app_process import AppProcess, alive
+from outwit.sim.hub_server import REPO, TOKEN, api_for
 from tests.app.test_crash import flag_until
-from tests.hub_server import REPO, TOKEN, api_for
 
 MODEL_REPO = "outwit/model"
 

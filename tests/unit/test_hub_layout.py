@@ -15,8 +15,8 @@ from outwit.hub.layout import HUB_COMMIT_FILES, HUB_FOLDER_ENTRIES, HUB_REPO_FIL
 from outwit.hub.restore import restore_dataset
 from outwit.hub.sync import HubLink
 from outwit.sim.drawings import rotated_sketch
+from outwit.sim.hub_server import REPO, TOKEN, FakeHub, api_for
 from outwit.storage import append_jsonl
-from tests.hub_server import REPO, TOKEN, FakeHub, api_for
 
 
 def folder_entries(paths) -> Counter:

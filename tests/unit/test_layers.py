@@ -10,7 +10,7 @@ from tests.paths import ROOT
 # From the bottom up; a module may import from its own layer and those below. `model.py` (the networks, published
 # beside each model) is below them all.
 LAYERS = [("outwit.config", "outwit.storage", "outwit.text"), ("outwit.ml",), ("outwit.dadc",), ("outwit.hub",),
-          ("outwit.services",), ("outwit.ui",), ("outwit.sim",), ("outwit.cli",)]
+          ("outwit.services",), ("outwit.ui",), ("outwit.sim",), ("outwit.cli", "outwit.round_runner")]
 ENTRY_POINTS = ("app", "trainer", "flagging")
 NOT_IN = {"outwit.ml": ("gradio", "huggingface_hub"), "outwit.dadc": ("gradio", "huggingface_hub"),
           "outwit.hub": ("gradio",), "outwit.services": ("gradio",)}

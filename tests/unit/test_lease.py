@@ -10,7 +10,7 @@ from outwit.hub.lease import LEASE_PATH, LeaseLost, LeaseState, RunnerLease
 from outwit.hub.publish import ModelPublisher
 from outwit.ml import checkpoints
 from outwit.ml.metrics import Metrics
-from tests.hub_server import api_for
+from outwit.sim.hub_server import api_for
 
 MODELS = "outwit/model"
 

@@ -12,7 +12,7 @@ from outwit.hub.publish import ModelPublisher, fetch_published
 from outwit.ml import checkpoints
 from outwit.ml.metrics import ADVERSARIAL, MNIST, Accuracy, Metrics
 from outwit.sim.drawings import fooling_examples
-from tests.hub_server import REPO, TOKEN, api_for
+from outwit.sim.hub_server import REPO, TOKEN, api_for
 
 
 def test_a_promoted_round_is_published_with_a_card_and_loads_back(hub, tmp_path):

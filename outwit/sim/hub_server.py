@@ -7,7 +7,7 @@ Every file is stored in memory per repo; each commit is logged with the paths it
 nothing was sent twice. `fail_next(n, status)` makes the next n requests answer with an error (503, 429, ...);
 `slow_commits(seconds)` makes each commit take that long, and `commit_started[kind]` is set when one arrives;
 `stop()`/`start()` take it off the network and back on the same port. It records every Authorization header and
-every file downloaded (`downloads`).
+every file downloaded (`downloads`) and request made (`requests`: user agent, method, path).
 """
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ class FakeHub:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.auth_headers: list[str] = []
         self.downloads: list[str] = []  # the repo paths of every file downloaded (GET), in order
+        self.requests: list[tuple[str, str, str]] = []  # (User-Agent, method, path) of every request
         self._failures: list[int] = []
         self._lock = threading.Lock()
         self.port = port
@@ -116,6 +117,7 @@ class FakeHub:
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
             def _injected_failure(self) -> bool:
+                hub.requests.append((self.headers.get("User-Agent", ""), self.command, urlparse(self.path).path))
                 if hub.down:  # a connection opened before the server went down
                     self.close_connection = True
                     self.connection.close()
