@@ -96,7 +96,9 @@ class Config:
             ("round_runner", self.round_runner in ROUND_RUNNERS, f"one of {', '.join(ROUND_RUNNERS)}"),
             ("round_runner", self.round_runner == "local" or (self.model_publishing and self.hub_sync),
              "'local' while HF_TOKEN, DATASET_REPO or MODEL_REPO is unset (other runners' rounds come through them)"),
-            ("runner_lease", self.runner_lease > 0, "more than 0 (minutes)"),
+            ("runner_lease", self.runner_lease > 0 and (self.round_runner != "replica"
+                                                        or self.runner_lease >= 3 * self.sync_every),
+             "at least 3 × SYNC_EVERY (minutes: its holder renews it on a tick, when a third is left)"),
         ):
             if not ok:
                 raise ConfigError(f"{ENV[name]}='{getattr(self, name)}' must be {rule}")

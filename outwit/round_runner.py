@@ -19,6 +19,7 @@ from pathlib import Path
 
 from outwit.config import Config
 from outwit.services import Services, start_services
+from outwit.storage import utc_now
 
 
 def add_command(commands) -> None:
@@ -45,20 +46,21 @@ def rounds_command(args: argparse.Namespace, environ: dict | None = None) -> dic
     config = replace(base, dataset_repo=args.dataset_repo, model_repo=args.model_repo, data_dir=args.data_dir,
                      retrain_every=args.every or base.retrain_every, replica=name, round_runner="replica",
                      rounds_in="thread")  # no page to keep responsive: rounds compute here, in one process
+    started = utc_now()
     services = start_services(config)
     try:
         if args.once:
-            return _one_pass(services, args.timeout)
+            return _one_pass(services, args.timeout, started)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         stop.wait()
-        return _summary(services)
+        return _summary(services, started)
     finally:
         services.stop()
 
 
-def _one_pass(services: Services, timeout: float) -> dict:
+def _one_pass(services: Services, timeout: float, started: str) -> dict:
     """Pull, take the lease, run a round if one is due and publish it; the stop that follows pushes the rest."""
     services.hub.wait_ready(120)
     if services.hub.sync is not None:
@@ -68,13 +70,14 @@ def _one_pass(services: Services, timeout: float) -> dict:
         services.worker.notify()
     services.worker.wait_idle(timeout)
     services.publisher.wait_idle(timeout)
-    return {**_summary(services), "held_lease": held}
+    return {**_summary(services, started), "held_lease": held}
 
 
-def _summary(services: Services) -> dict:
+def _summary(services: Services, started: str) -> dict:
+    """What this run did (`promoted_here`: the rounds it promoted; the history it carried on from is older)."""
     status = services.status()
     return {"runner": services.store.shard, "round": status.worker.round,
             "promoted_here": [r.round for r in services.worker.history.records
-                              if r.status == "promoted" and not r.source],
+                              if r.status == "promoted" and not r.source and r.started >= started],
             "examples": status.worker.examples.total, "until_next_round": status.worker.until_next_round,
             "published": status.models.last_push if status.models else None}

@@ -91,16 +91,18 @@ class RunnerLease:
             return self._state is not None and self.clock() < self._state.until
 
     def refresh(self) -> bool:
-        """Take the lease if it is free or expired, renew it if held and due; returns whether it is held."""
+        """Take the lease if it is free or expired, renew it if held and due; returns whether it is held. (This
+        holder's own, run out while the Hub was away, is renewed on its last commit, unless another took it.)"""
         with self._lock:
             now = self.clock()
             if self._state is not None and now < self._state.until - self.term * 2 / 3:
                 return True  # held, not yet due for renewal
-            if self._state is not None and now < self._state.until:
+            if self._state is not None:
                 return self._commit_locked([], "Renew the round runner's lease", self._renewed(self._state))
-            self._state = None
-            self.api.create_repo(self.repo_id, repo_type="model", exist_ok=True)
             head = head_of(self.api, self.repo_id)
+            if head is None:  # the first runner ever: the repo is made (an API call only then)
+                self.api.create_repo(self.repo_id, repo_type="model", exist_ok=True)
+                head = head_of(self.api, self.repo_id)
             current = read_lease(self.api, self.repo_id, head)
             if current is not None and current.holder != self.holder and now < current.until:
                 return False  # another runner holds it
@@ -110,10 +112,10 @@ class RunnerLease:
     def commit(self, operations: list[CommitOperationAdd], message: str, **state) -> str:
         """Commit `operations` with the lease renewed (and `state`: round, created, counted) on this holder's last
         commit; returns the commit's id. Raises LeaseLost when the lease is no longer this process's (nothing is
-        committed)."""
+        committed). A lease that ran out while nobody took it (the Hub was away) is still this holder's: the
+        commit on its last one then goes through."""
         with self._lock:
-            if self._state is None or self.clock() >= self._state.until:
-                self._state = None
+            if self._state is None:
                 raise LeaseLost(f"{self.holder} does not hold the round runner's lease")
             if not self._commit_locked(operations, message, self._renewed(replace(self._state, **state))):
                 raise LeaseLost(f"another round runner took the lease from {self.holder}")

@@ -17,6 +17,7 @@ from outwit.hub.restore import restore_dataset
 from outwit.sim.app_process import REPO as ROOT
 from outwit.sim.app_process import AppProcess
 from outwit.sim.hub_server import REPO, TOKEN, api_for
+from tests.app.test_replicas import Replica
 from tests.app.test_stop import wait_for
 
 MODELS = "outwit/model"
@@ -143,3 +144,29 @@ def test_a_replica_killed_mid_push_loses_no_acknowledged_example(hub, tmp_path, 
     restore_dataset(api_for(hub), REPO, tmp_path / "restored")
     on_hub = Counter(row["id"] for row in AdversarialStore(tmp_path / "restored" / "adversarial").rows())
     assert set(acked) == set(on_hub) and set(on_hub.values()) == {1}
+
+
+def run_once(hub, tmp_path, name: str) -> dict:
+    env = {**os.environ, **{k: str(v) for k, v in HUB.items()}, "HF_ENDPOINT": hub.endpoint}
+    done = subprocess.run([sys.executable, "trainer.py", "rounds", "--dataset-repo", REPO, "--model-repo", MODELS,
+                           "--data-dir", str(tmp_path / name), "--name", name, "--once"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_runner_run_once_makes_the_round_that_is_due_then_the_next_run_carries_on(hub, tmp_path):
+    """`trainer.py rounds --once`, as a cron job or a webhook runs it: each run on a fresh disk."""
+    replica = Replica(hub, tmp_path / "replica", "replica-a")
+    replica.flag(10)
+    replica.sync()
+    first = run_once(hub, tmp_path, "cron-1")
+    assert first["held_lease"] and first["promoted_here"] == [1] and first["round"] == 1
+    assert published(hub)["round"] == 1 and lease_on_hub(hub).until == 0  # published, and the lease let go
+    second = run_once(hub, tmp_path, "cron-2")  # nothing new: no round, and it counts on from round 1's start
+    assert second["promoted_here"] == [] and second["round"] == 1 and second["until_next_round"] == 10
+    replica.flag(10, start=10)
+    replica.sync()
+    third = run_once(hub, tmp_path, "cron-3")
+    assert third["promoted_here"] == [2] and published(hub)["round"] == 2
+    replica.stop()

@@ -70,3 +70,17 @@ def test_the_security_variables_are_read_and_the_password_never_shows():
     assert Config().admin_password is None and Config().flags_per_session == 100  # no admin tab; a limit
     with pytest.raises(ConfigError, match="FLAGS_PER_SESSION='-1'"):
         Config.from_env({"FLAGS_PER_SESSION": "-1"})
+
+
+def test_round_runners_other_than_local_need_the_hub_and_a_lease_longer_than_three_ticks():
+    hub = {"HF_TOKEN": "hf_x", "DATASET_REPO": "a/data", "MODEL_REPO": "a/model"}
+    assert Config().round_runner == "local"
+    assert Config.from_env({**hub, "ROUND_RUNNER": "none"}).round_runner == "none"
+    for missing in hub:
+        with pytest.raises(ConfigError, match="ROUND_RUNNER='replica'"):
+            Config.from_env({**{k: v for k, v in hub.items() if k != missing}, "ROUND_RUNNER": "replica"})
+    with pytest.raises(ConfigError, match="ROUND_RUNNER='elsewhere'"):
+        Config.from_env({**hub, "ROUND_RUNNER": "elsewhere"})
+    with pytest.raises(ConfigError, match="RUNNER_LEASE='2.0' must be at least 3 × SYNC_EVERY"):
+        Config.from_env({**hub, "ROUND_RUNNER": "replica", "SYNC_EVERY": "1", "RUNNER_LEASE": "2"})
+    assert Config.from_env({"SYNC_EVERY": "60"}).runner_lease == 10  # no lease taken: no rule

@@ -118,3 +118,13 @@ def test_a_follower_adopts_each_newer_round_once_with_the_runners_count(hub, tmp
     runner.refresh()
     assert not follower.tick()  # a renewal moves the head; the round is the same: nothing downloaded again
     publisher.stop()
+
+
+def test_a_lease_that_ran_out_while_nobody_took_it_is_still_its_holders(hub):
+    clock = Clock()
+    runner = lease(hub, "runner", clock)
+    assert runner.refresh()
+    clock.now += 120  # the Hub was away for two terms: no renewal, and nobody took it
+    assert not runner.held
+    runner.commit([], "Round 5 from runner", round=5, created="2026-12-01T00:00:05+00:00", counted=50)
+    assert runner.held and (on_hub(hub).holder, on_hub(hub).round, on_hub(hub).counted) == ("runner", 5, 50)
