@@ -124,6 +124,10 @@ class Config:
     def reviews_dir(self) -> Path:
         return self.data_dir / "reviews"
 
+    @property
+    def tries_dir(self) -> Path:
+        return self.data_dir / "tries"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
         environ = os.environ if environ is None else environ

@@ -18,6 +18,7 @@ from outwit.dadc.runner import InProcess, RoundProcess
 from outwit.dadc.status import WorkerStatus
 from outwit.dadc.store import AdversarialStore
 from outwit.dadc.training_sets import mixed_training_set, standard_eval_sets
+from outwit.dadc.tries import Tries
 from outwit.dadc.worker import RetrainWorker
 from outwit.hub.follow import ModelFollower
 from outwit.hub.lease import RunnerLease, read_lease
@@ -55,6 +56,7 @@ class Services:
     hub: HubLink | None = None  # None: local only
     publisher: ModelPublisher | None = None  # None: rounds are not published
     follower: ModelFollower | None = None  # ROUND_RUNNER replica or none: serves the model repo's newest round
+    tries: Tries | None = None  # drawings judged per round, by every replica
 
     def status(self) -> AppStatus:
         return AppStatus(worker=self.worker.status(), sync=sync_status(self.config, self.store, self.hub),
@@ -69,6 +71,8 @@ class Services:
             self.publisher.stop()
         if self.follower:  # after the last publish: its lease is let go
             self.follower.stop()
+        if self.tries:
+            self.tries.flush()
         if self.hub:
             self.hub.stop()
 
@@ -82,6 +86,7 @@ def start_services(config: Config) -> Services:
     store = AdversarialStore(config.store_dir, shard=shard, holdout_every=config.holdout_every,
                              session_limit=config.flags_per_session)
     reviews = Reviews(config.reviews_dir, store, required=config.votes_required)
+    tries = Tries(config.tries_dir, shard, lock=store.lock)
     history = History(config.rounds_dir / shard / "rounds.jsonl", lock=store.lock)
     history.adopt_latest()
     model_api = (api or hub_api(config, shard)) if config.model_publishing else None
@@ -109,15 +114,16 @@ def start_services(config: Config) -> Services:
                            on_promoted=(lambda path, meta: publisher.publish(path, meta, history.added_at_last_round()))
                            if publisher else None,
                            counter=reviews.validated_ever if config.votes_required else None,
-                           runner=runner, may_run=_may_run(config, lease)).start()
+                           runner=runner, may_run=_may_run(config, lease), tries=tries).start()
     collector = Collector(store=store, worker=worker, predictor=predictor)
 
-    def merged(*_) -> None:  # other replicas' examples came in (the store has re-read them): votes, and the trigger
+    def merged(*_) -> None:  # other replicas' rows came in (the store has re-read them): votes, tries, the trigger
         reviews.refresh()
+        tries.refresh()
         worker.notify()
 
     hub = HubLink(config=config, store=store, api=api, restored=restored, on_restored=merged, on_pulled=merged,
-                  keep=lambda: _serving_checkpoint(history)).start() if api else None
+                  before_push=tries.flush, keep=lambda: _serving_checkpoint(history)).start() if api else None
     follower = None
     if config.round_runner != "local":
         def adopt(checkpoint: bytes, meta, state) -> bool:
@@ -127,7 +133,7 @@ def start_services(config: Config) -> Services:
         follower = ModelFollower(api=model_api, repo_id=config.model_repo, every=config.sync_every, adopt=adopt,
                                  serving_created=lambda: (history.serving().created if history.serving() else None),
                                  lease=lease, on_lease=lambda held: worker.notify()).start()
-    return Services(config, predictor, store, worker, collector, reviews, hub, publisher, follower)
+    return Services(config, predictor, store, worker, collector, reviews, hub, publisher, follower, tries)
 
 
 def _publisher(config: Config, api, shard: str, history: History, store: AdversarialStore,

@@ -4,8 +4,8 @@ examples as a zip.
 Dynabench's definitions: model error rate (MER) = fooling examples / examples tried; validated model error rate
 (vMER) = validated fooling examples / examples tried; the rejection rate (voted incorrect) and the retraction rate,
 both over the fooling examples. A round's examples are the ones that fooled that round's model; only drawings count
-(a machine adversary's examples were not tried by a person). Drawings tried are counted by each app process since
-its model was promoted, and kept in the next round's record: a restart forgets the serving model's count so far.
+(a machine adversary's examples were not tried by a person). Drawings tried are counted per round by every replica
+(tries.py); rounds recorded before that keep the count of the process that served them.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from outwit.dadc.history import RoundRecord
 from outwit.dadc.reviews import Reviews
 from outwit.dadc.store import DRAWN, AdversarialStore
+from outwit.dadc.tries import Tries
 from outwit.ml.metrics import ADVERSARIAL, MNIST, ROBUST, percent
 
 ROUND_COLUMNS = ["round", "status", "model", "examples", "tried", "MER", "vMER", "rejected", "retracted",
@@ -46,8 +47,9 @@ def tried_per_round(records: list[RoundRecord], live_attempts: int) -> dict[int,
 
 
 def rounds_table(records: list[RoundRecord], store: AdversarialStore, reviews: Reviews,
-                 live_attempts: int) -> list[list]:
-    """One row per round (newest first), in ROUND_COLUMNS order."""
+                 live_attempts: int, tries: Tries | None = None) -> list[list]:
+    """One row per round (newest first), in ROUND_COLUMNS order. `tries`: the drawings every replica judged per
+    round, where counted (the records keep this process's, for rounds before they were)."""
     drawn = defaultdict(list)
     every = Counter()
     for row in store.rows():
@@ -55,6 +57,8 @@ def rounds_table(records: list[RoundRecord], store: AdversarialStore, reviews: R
         if row.get("source", DRAWN) == DRAWN:
             drawn[row["round"]].append(reviews.status(row))
     tried = tried_per_round(records, live_attempts)
+    if tries is not None:
+        tried.update({r: judged for r, (judged, _) in tries.per_round().items() if judged})
     table = []
     for record in reversed(records):  # a row's round is always a served model's: rejected rounds have none
         statuses = Counter(drawn[record.round])

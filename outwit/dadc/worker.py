@@ -19,6 +19,7 @@ from outwit.dadc.rounds import EvalSet, Recipe, RoundResult, TrainingSet
 from outwit.dadc.runner import InProcess, RoundProcess
 from outwit.dadc.status import ErrorRate, ExampleCounts, RoundSummary, WorkerStatus
 from outwit.dadc.store import AdversarialStore
+from outwit.dadc.tries import Tries
 from outwit.ml import checkpoints
 from outwit.ml.metrics import ADVERSARIAL, MNIST, ROBUST, Metrics
 from outwit.ml.serving import Predictor
@@ -36,15 +37,17 @@ class RetrainWorker:
                  recipe: Recipe = Recipe(), every: int = 10,
                  on_promoted: Callable[[Path, checkpoints.CheckpointMeta], None] | None = None,
                  counter: Callable[[], int] | None = None, runner: InProcess | RoundProcess | None = None,
-                 may_run: Callable[[], bool] | None = None):
+                 may_run: Callable[[], bool] | None = None, tries: Tries | None = None):
         """`may_run`: whether this process runs rounds now (ROUND_RUNNER: always, never, or while it holds the
-        round runner's lease); when it does not, rounds come from elsewhere through `adopt`."""
+        round runner's lease); when it does not, rounds come from elsewhere through `adopt`. `tries`: the drawings
+        judged per round by every replica; the error rate is then the whole app's, not this process's."""
         if every < 1:
             raise ValueError(f"every={every!r} must be at least 1")
         self.store, self.predictor, self.history = store, predictor, history
         self.training_set, self.eval_sets, self.recipe, self.every = training_set, eval_sets, recipe, every
         self.runner = runner or InProcess()  # where rounds and evaluations compute; closed by stop()
         self.may_run = may_run or (lambda: True)
+        self.tries = tries
         self._warmed = False
         self.on_promoted = on_promoted  # e.g. publish to a model repo; must not block for long
         # what the trigger counts, never decreasing: examples added, or (when votes are required) examples validated
@@ -80,6 +83,15 @@ class RetrainWorker:
         with self._lock:
             self._attempts += 1
             self._flags += int(fooled)
+        if self.tries is not None:
+            self.tries.record(self.predictor.current.round, fooled)
+
+    def _error_counts(self) -> tuple[int, int]:
+        """(judged, fooled) of the serving model: over every replica with `tries`, else this process's."""
+        if self.tries is not None:
+            return self.tries.of(self.predictor.current.round)
+        with self._lock:
+            return self._attempts, self._flags
 
     def request_round(self) -> None:
         """An admin's "start a round now": the next wake runs a round, however few examples came in."""
@@ -151,9 +163,9 @@ class RetrainWorker:
         metrics = serving.metrics if serving else Metrics()
         counts = self.store.counts()
         this_round = self._added_this_round(self.counter())
+        attempts, flags = self._error_counts()
         with self._lock:
-            attempts, flags, training, error = self._attempts, self._flags, self._training, self._last_error
-            since = self._training_since
+            training, error, since = self._training, self._last_error, self._training_since
         return WorkerStatus(
             round=serving.round if serving else 0, mnist=metrics.get(MNIST), adversarial=metrics.get(ADVERSARIAL),
             robust=metrics.get(ROBUST),
@@ -220,8 +232,7 @@ class RetrainWorker:
         result = self.runner.run(serving, self.training_set(), self.eval_sets(),
                                  replace(self.recipe, seed=self.recipe.seed + number),
                                  serving_record.metrics if serving_record else None)
-        with self._lock:
-            attempts, flags = self._attempts, self._flags
+        attempts, flags = self._error_counts()
         record = RoundRecord(round=number, status="promoted" if result.promoted else "rejected", started=started,
                              examples_added=added, seconds=result.seconds, metrics=result.metrics,
                              baseline=result.baseline, trained_on=result.trained_on, recipe=result.recipe.to_json(),

@@ -8,6 +8,7 @@ folder (a "table") travels as numbered parts of a fixed number of its lines:
         1,000 examples a pack, both images inside as `datasets` Image structs: `datasets.load_dataset` reads them
     reviews/{shard}/reviews.jsonl               ->  reviews/{shard}/reviews-00000.jsonl, ...   (10,000 lines a part)
     rounds/{shard}/rounds.jsonl                 ->  rounds/{shard}/rounds-00000.jsonl, ...
+    tries/{shard}/tries.jsonl                   ->  tries/{shard}/tries-00000.jsonl, ...  (drawings judged per round)
     rounds/{shard}/round-NNNN.safetensors          as they are: the latest 10 promoted of each replica
 
 A part once full never changes; only the last, growing part of each table is sent again. A million examples in one
@@ -32,9 +33,9 @@ log = logging.getLogger(__name__)
 HUB_FOLDER_ENTRIES, HUB_REPO_FILES, HUB_COMMIT_FILES = 10_000, 100_000, 100
 
 TABLE = re.compile(r"^(?:adversarial/(?:train|test)/[^/]+/metadata"
-                   r"|(?:reviews|rounds)/[^/]+/(?:reviews|rounds))\.jsonl$")
+                   r"|(?:reviews|rounds|tries)/[^/]+/(?:reviews|rounds|tries))\.jsonl$")
 PART = re.compile(r"^(?:(?P<examples>adversarial/(?:train|test)/[^/]+)/pack-(?P<pack>\d{5,})\.parquet"
-                  r"|(?P<log>(?P<kind>reviews|rounds)/[^/]+/(?P=kind))-(?P<part>\d{5,})\.jsonl)$")
+                  r"|(?P<log>(?P<kind>reviews|rounds|tries)/[^/]+/(?P=kind))-(?P<part>\d{5,})\.jsonl)$")
 CHECKPOINT = re.compile(r"^rounds/(?P<shard>[^/]+)/round-(?P<round>\d+)\.safetensors$")
 
 # The columns of a pack besides the two images; a row's other keys, if any, travel as JSON in `extra`.

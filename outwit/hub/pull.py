@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import HfApi
-from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+from huggingface_hub.errors import RepositoryNotFoundError
 
 from outwit.hub.layout import is_examples, jsonl, shard_of, table_of_part, unpack
 from outwit.hub.restore import OnHub, count_lines
 from outwit.storage import atomic_write
 
 log = logging.getLogger(__name__)
-PULLED_FOLDERS = ("adversarial", "reviews")  # the tables a replica reads live; other replicas' round histories come
-# with the restore at start (a new replica carries on from the newest), and rounds from elsewhere through the model repo
+PULLED = ("adversarial/", "reviews/", "tries/")  # the tables read live; other replicas' round histories come with
+# the restore at start (a new replica carries on from the newest), and rounds from elsewhere through the model repo
 
 
 @dataclass
@@ -60,17 +60,16 @@ def pull(api: HfApi, repo_id: str, root: Path, *, on_hub: OnHub, own_shard: str,
     if head is not None and head == seen.head:
         return pulled
     changed: dict[str, dict[int, tuple[str, str]]] = defaultdict(dict)  # table -> k -> (path, blob id)
-    for folder in PULLED_FOLDERS:
-        pulled.requests += 1
-        for entry in _tree(api, repo_id, folder, head):
-            found = table_of_part(entry.path)
-            if found is None or shard_of(found[0]) == own_shard or not hasattr(entry, "blob_id"):
-                continue
-            table, k = found
-            if entry.path not in seen.parts and k < len(on_hub.table(table).spans) - 1:
-                seen.parts[entry.path] = entry.blob_id  # a full part the restore at start brought: it never changes
-            if seen.parts.get(entry.path) != entry.blob_id:
-                changed[table][k] = (entry.path, entry.blob_id)
+    pulled.requests += 1  # one listing of the whole repo (a page per 1,000 files on the Hub)
+    for entry in api.list_repo_tree(repo_id, recursive=True, repo_type="dataset", revision=head):
+        found = table_of_part(entry.path)
+        if found is None or not found[0].startswith(PULLED) or shard_of(found[0]) == own_shard:
+            continue
+        table, k = found
+        if entry.path not in seen.parts and k < len(on_hub.table(table).spans) - 1:
+            seen.parts[entry.path] = entry.blob_id  # a full part the restore at start brought: it never changes
+        if seen.parts.get(entry.path) != entry.blob_id:
+            changed[table][k] = (entry.path, entry.blob_id)
     staging = root / ".hub-pull"  # downloads land beside the data, and go once merged
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -81,13 +80,6 @@ def pull(api: HfApi, repo_id: str, root: Path, *, on_hub: OnHub, own_shard: str,
         shutil.rmtree(staging, ignore_errors=True)
     seen.head = head
     return pulled
-
-
-def _tree(api: HfApi, repo_id: str, folder: str, head: str | None) -> list:
-    try:
-        return list(api.list_repo_tree(repo_id, folder, recursive=True, repo_type="dataset", revision=head))
-    except EntryNotFoundError:
-        return []  # no replica has written this folder yet
 
 
 def _pull_table(api: HfApi, repo_id: str, head: str | None, root: Path, staging: Path, table: str,

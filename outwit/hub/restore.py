@@ -23,7 +23,7 @@ from outwit.hub.layout import CHECKPOINT, Sent, is_examples, is_table, jsonl, re
 from outwit.storage import atomic_write
 
 log = logging.getLogger(__name__)
-SYNCED = ["adversarial/train/**", "adversarial/test/**", "reviews/**", "rounds/**", "README.md"]
+SYNCED = ["adversarial/train/**", "adversarial/test/**", "reviews/**", "rounds/**", "tries/**", "README.md"]
 
 
 @dataclass

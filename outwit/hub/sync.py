@@ -34,6 +34,7 @@ from outwit.storage import atomic_write, utc_now
 
 log = logging.getLogger(__name__)
 SYNCED_FILES = ("adversarial/*/*/metadata.jsonl", "reviews/*/reviews.jsonl", "rounds/*/rounds.jsonl",
+                "tries/*/tries.jsonl",
                 "rounds/*/round-*.safetensors", "README.md")  # what the sync looks at (layout.py says how)
 OLD_CARD_MARKS = ("(https://github.com/)", 'path: "adversarial/train/**"')  # cards of older layouts: rewritten once
 
@@ -105,15 +106,18 @@ class DatasetSync(CommitScheduler):
 
     A part is recorded as in the repo only after the commit that carries it succeeded; a failed commit leaves the
     rest for the next tick. `keep`: repo paths of checkpoints to keep beside each replica's newest (the one
-    serving). `on_pulled`: called (after the store's refresh) when a pull brought other replicas' rows. (The
-    scheduler's own `lock` is not used.)
+    serving). `on_pulled`: called (after the store's refresh) when a pull brought other replicas' rows;
+    `before_push`: called before each push's scan (e.g. to write out counts kept in memory). (The scheduler's own
+    `lock` is not used.)
     """
 
     def __init__(self, *, store: AdversarialStore, root: Path, repo_id: str, every: float, hf_api: HfApi,
                  progress: SyncProgress, card: str, on_hub: OnHub | None = None, layout: Layout = Layout(),
-                 keep: Callable[[], set[str]] = set, on_pulled: Callable[[Pulled], None] | None = None):
+                 keep: Callable[[], set[str]] = set, on_pulled: Callable[[Pulled], None] | None = None,
+                 before_push: Callable[[], object] | None = None):
         # Everything the scheduler thread reads is set before super().__init__ starts it.
         self.store, self.progress, self.layout, self.keep, self.on_pulled = store, progress, layout, keep, on_pulled
+        self.before_push = before_push
         self.on_hub = on_hub or OnHub()
         self.seen = Seen()
         card_path = Path(root) / "README.md"
@@ -123,6 +127,8 @@ class DatasetSync(CommitScheduler):
 
     def push_to_hub(self):
         self.pull()
+        if self.before_push:
+            self.before_push()
         with self.store.lock:  # the store appends under this lock: a look never catches half a row
             own_rows = self.store.own_rows
             found = self._files()
@@ -233,12 +239,13 @@ class HubLink:
     def __init__(self, *, config: Config, store: AdversarialStore, api: HfApi,
                  restored: OnHub | None = None, on_restored: Callable[[], None] | None = None,
                  keep: Callable[[], set[str]] = set, layout: Layout = Layout(),
-                 on_pulled: Callable[[Pulled], None] | None = None):
+                 on_pulled: Callable[[Pulled], None] | None = None, before_push: Callable[[], object] | None = None):
         """`restored`: what start-up already downloaded; None if it could not, and this link should restore.
         `on_restored`: called after a late restore, beside the store's refresh (e.g. the reviews' refresh).
-        `keep`, `layout`, `on_pulled`: as for DatasetSync."""
+        `keep`, `layout`, `on_pulled`, `before_push`: as for DatasetSync."""
         self.config, self.store, self.api, self._restored = config, store, api, restored
         self.on_restored, self.keep, self.layout, self.on_pulled = on_restored, keep, layout, on_pulled
+        self.before_push = before_push
         self.sync: DatasetSync | None = None
         self.progress = SyncProgress()
         self._stop = threading.Event()
@@ -280,7 +287,8 @@ class HubLink:
                 self.sync = DatasetSync(store=self.store, root=self.config.data_dir, repo_id=self.config.dataset_repo,
                                         every=self.config.sync_every, hf_api=self.api, progress=self.progress,
                                         card=card, on_hub=self._restored, keep=self.keep,
-                                        layout=self.layout, on_pulled=self.on_pulled)
+                                        layout=self.layout, on_pulled=self.on_pulled,
+                                        before_push=self.before_push)
                 self._ready.set()
                 return
             except Exception as err:  # noqa: BLE001 - the app keeps serving from disk; tried again later

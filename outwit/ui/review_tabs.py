@@ -101,7 +101,7 @@ def rounds_tab(services: Services) -> gr.Tab:
     def tables():
         """One row per round, newest first, and the leaderboard."""
         status = worker.status()
-        return (rounds_table(worker.history.records, store, reviews, status.error_rate.attempts),
+        return (rounds_table(worker.history.records, store, reviews, status.error_rate.attempts, services.tries),
                 leaderboard(store, reviews))
 
     def round_choices():

@@ -5,6 +5,7 @@ from pathlib import Path
 from outwit.config import Config, Secret
 from outwit.dadc.reviews import Reviews
 from outwit.dadc.store import AdversarialStore
+from outwit.dadc.tries import Tries
 from outwit.hub.layout import Layout
 from outwit.hub.sync import HubLink
 from outwit.sim.drawings import rotated_sketch
@@ -21,14 +22,16 @@ class Replica:
                         replica=shard, data_dir=root)
         self.store = AdversarialStore(config.store_dir, shard=shard)
         self.reviews = Reviews(config.reviews_dir, self.store)
+        self.tries = Tries(config.tries_dir, shard, lock=self.store.lock)
         self.merged = 0
         self.link = HubLink(config=config, store=self.store, api=api_for(server), layout=SMALL,
-                            on_restored=self._merged, on_pulled=self._merged).start()
+                            on_restored=self._merged, on_pulled=self._merged, before_push=self.tries.flush).start()
         assert self.link.wait_ready(30), self.link.status()
         self.sync()
 
     def _merged(self, *_) -> None:
         self.reviews.refresh()
+        self.tries.refresh()
         self.merged += 1
 
     def sync(self) -> None:
@@ -125,3 +128,24 @@ def test_a_shard_with_rows_the_hub_lacks_is_pushed_never_pulled_over(hub, tmp_pa
     assert len(ids(other.store)) == 6 and set(ids(other.store).values()) == {1}
     again.stop()
     other.stop()
+
+
+def test_the_model_error_rate_counts_the_drawings_every_replica_judged(hub, tmp_path):
+    a, b = Replica(hub, tmp_path / "a", "replica-a"), Replica(hub, tmp_path / "b", "replica-b")
+    for fooled in (True, False, False, False):  # round 0 on a: 1 of 4
+        a.tries.record(0, fooled)
+    for fooled in (True, True, False):  # on b: 2 of 3
+        b.tries.record(0, fooled)
+    b.tries.record(1, True)  # a later round, seen by b alone
+    a.sync()
+    b.sync()
+    a.sync()
+    assert a.tries.per_round() == b.tries.per_round() == {0: (7, 3), 1: (1, 1)}
+    a.tries.record(0, False)  # counts go on; the next push carries the new totals, not another 1 of 4
+    a.sync()
+    b.sync()
+    assert b.tries.of(0) == (8, 3)
+    again = Tries(tmp_path / "a" / "tries", "replica-a", lock=a.store.lock)  # a restart under the same name
+    assert again.of(0) == (8, 3) and again.of(1) == (1, 1)
+    a.stop()
+    b.stop()
