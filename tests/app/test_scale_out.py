@@ -60,6 +60,12 @@ def lease_on_hub(hub) -> LeaseState | None:
     return LeaseState.from_bytes(repo.files[LEASE_PATH]) if repo and LEASE_PATH in repo.files else None
 
 
+def round_zero(app: AppProcess) -> list:
+    """Round 0's row of the Rounds tab: round, status, model, examples, tried, MER, vMER, rejected, ..."""
+    rounds, _ = Client(app.url, verbose=False).predict(api_name="/rounds")
+    return next(row for row in rounds["data"] if row[0] == 0)
+
+
 def save(app: AppProcess, payloads: list, n: int, relabel: bool = False) -> list[str]:
     """`n` saves on `app`. `relabel`: each saved as another digit than it is (after a round, the drawings that fooled
     the shipped model may not fool the new one; a wrong label always differs from some guess)."""
@@ -109,6 +115,12 @@ def test_ten_saves_over_three_replicas_make_one_round_that_all_three_serve(hub, 
     counts = [status(app)["examples"] for app in replicas]
     assert [c["total"] for c in counts] == [10, 10, 10]  # each replica counts the whole app's
     assert published(hub)["trained_on"]["adversarial"] == counts[0]["train"]  # each train example once
+    for app in replicas:  # MER's denominator: the drawings every replica judged (each pulls the others' counts)
+        wait_for(lambda app=app: round_zero(app)[4:6] == [10, "100.0%"], 60, f"{app.url} counting every drawing")
+    # a vote cast on replica b, on an example saved on a, counts on c
+    label = fooling_payloads[0][1]
+    Client(replicas[1].url, verbose=False).predict(acked[0], (label + 1) % 10, "", api_name="/vote_incorrect")
+    wait_for(lambda: round_zero(replicas[2])[7] == "10.0%", 60, "replica c counting b's vote")
     # the runner is stopped and started again: it resumes where it was, and the next ten make round 2
     for runner in runners:
         assert runner.stop() == 0, runner.log.read_text()[-3000:]
@@ -117,7 +129,8 @@ def test_ten_saves_over_three_replicas_make_one_round_that_all_three_serve(hub, 
     for app, n in zip(replicas, (3, 3, 4)):
         acked += save(app, fooling_payloads, n, relabel=True)
     wait_for(lambda: published(hub).get("round") == 2, 180, "round 2 published")
-    assert published(hub)["trained_on"]["adversarial"] == status(replicas[0])["examples"]["train"]
+    # each train example once, but for the one voted out on b (a's first save: a train example)
+    assert published(hub)["trained_on"]["adversarial"] == status(replicas[0])["examples"]["train"] - 1
     assert status(replicas[0])["examples"]["total"] == 20
     for app in replicas:
         wait_for(lambda app=app: status(app)["round"] == 2, 60, f"{app.url} serving round 2")
