@@ -32,9 +32,9 @@ def sets():
 def test_a_round_trains_a_copy_measures_it_and_decides(base, sets):
     training, eval_sets = sets
     before = {k: v.clone() for k, v in base.state_dict().items()}
-    threads = threading.active_count()
+    threads = set(threading.enumerate())
     result = run_round(base, training, eval_sets, Recipe(steps=60, lr=1e-3, gate_margin=1.0))
-    assert threading.active_count() == threads  # nothing left running: a plain call
+    assert set(threading.enumerate()) <= threads  # nothing left running: a plain call (others' threads may end)
     assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())  # the serving model is untouched
     assert result.model is not base and not result.model.training and result.steps == 60
     adversarial = result.metrics.get(ADVERSARIAL)
