@@ -63,6 +63,9 @@ class Replay:
     images: torch.Tensor  # (M, 1, 28, 28): the whole set
     pick: torch.Tensor  # (R,) int64
 
+    def to(self, device: torch.device) -> "Replay":
+        return replace(self, images=self.images.to(device))
+
 
 @dataclass(frozen=True)
 class TrainingSet:
@@ -70,6 +73,11 @@ class TrainingSet:
     labels: torch.Tensor  # (N,) int64
     description: dict = field(default_factory=dict)  # what it is made of, e.g. {"adversarial": 8, "replay": 2048}
     replay: Replay | None = None  # when the last R rows are replayed images of a fixed set: which
+
+    def to(self, device: torch.device) -> "TrainingSet":
+        """The same set with its tensors on `device`."""
+        return replace(self, inputs=self.inputs.to(device), labels=self.labels.to(device),
+                       replay=self.replay.to(device) if self.replay is not None else None)
 
     @property
     def adversarial_rows(self) -> int:
@@ -88,6 +96,16 @@ class EvalSet:
     @classmethod
     def of(cls, digits: data.Digits) -> "EvalSet":
         return cls(digits.name, *digits.tensors(), fixed=True)
+
+    def to(self, device: torch.device) -> "EvalSet":
+        return replace(self, inputs=self.inputs.to(device), labels=self.labels.to(device))
+
+
+def on_device(device: torch.device, training_set: TrainingSet, eval_sets: Mapping[str, EvalSet]):
+    """The sets with their tensors on `device` (the same objects on the CPU)."""
+    if device.type == "cpu":
+        return training_set, dict(eval_sets)
+    return training_set.to(device), {name: s.to(device) for name, s in eval_sets.items()}
 
 
 @dataclass(frozen=True)
@@ -122,21 +140,27 @@ def _evaluate(model: nn.Module, s: EvalSet, cache: TrunkCache | None) -> Accurac
 
 
 def run_round(model: nn.Module, training_set: TrainingSet, eval_sets: Mapping[str, EvalSet], recipe: Recipe,
-              *, baseline: Metrics | None = None, cache: TrunkCache | None = None) -> RoundResult:
+              *, baseline: Metrics | None = None, cache: TrunkCache | None = None,
+              device: str | torch.device = "cpu") -> RoundResult:
     """Fine-tune a copy of `model` on `training_set`, evaluate it on `eval_sets` (which must include `MNIST`) and
     decide: promoted if its MNIST accuracy is at most `recipe.gate_margin` points below the serving model's.
 
     `baseline`: the serving model's metrics as recorded; its MNIST accuracy is measured again only if it was
     recorded on another data set. `recipe.tune == "upper"` needs a model with a trunk (the CNN) and a training set
     that names its replay; otherwise every layer is trained, and the result's recipe says so. `cache` keeps the
-    trunk features of fixed image sets across rounds (one is made for this round if none is given).
+    trunk features of fixed image sets across rounds (one is made for this round if none is given). `device`: where
+    the round computes ("cuda" on a GPU; the cache's features must have been computed there); the result's model
+    is on the CPU, and `model` is left where it is.
     """
     if MNIST not in eval_sets:
         raise ValueError(f"eval_sets={sorted(eval_sets)} must include {MNIST!r}: the gate compares MNIST accuracy")
     if len(training_set.labels) == 0:
         raise ValueError("training_set is empty: nothing to train on")
     started = time.perf_counter()
-    candidate = copy.deepcopy(model)
+    device = torch.device(device)
+    training_set, eval_sets = on_device(device, training_set, eval_sets)
+    candidate = copy.deepcopy(model).to(device)
+    serving = model if device.type == "cpu" else copy.deepcopy(model).to(device)
     generator = training.seed_everything(recipe.seed)
     upper = recipe.tune == "upper" and can_tune_upper(model) and training_set.replay is not None
     if upper:
@@ -149,9 +173,9 @@ def run_round(model: nn.Module, training_set: TrainingSet, eval_sets: Mapping[st
                                 lr=recipe.learning_rate, batch_size=recipe.batch_size, generator=generator,
                                 augment=recipe.augment, max_steps=recipe.steps, weight_decay=recipe.weight_decay)
     metrics = evaluate_sets(candidate, eval_sets, cache)
-    baseline = _serving_baseline(model, eval_sets[MNIST], baseline or Metrics(), cache)
+    baseline = _serving_baseline(serving, eval_sets[MNIST], baseline or Metrics(), cache)
     promoted, reason = decide(metrics, baseline, recipe.gate_margin)
-    return RoundResult(model=candidate, metrics=metrics, baseline=baseline, promoted=promoted, reason=reason,
+    return RoundResult(model=candidate.cpu(), metrics=metrics, baseline=baseline, promoted=promoted, reason=reason,
                        recipe=recipe, trained_on=dict(training_set.description), steps=losses["steps"],
                        final_loss=losses["final_loss"], seconds=round(time.perf_counter() - started, 2))
 

@@ -13,6 +13,7 @@ A child that dies is started again for the next call; the call that saw it die r
 """
 from __future__ import annotations
 
+import copy
 import ctypes
 import io
 import logging
@@ -29,7 +30,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn as nn
 
-from outwit.dadc.rounds import EvalSet, Recipe, RoundResult, TrainingSet, evaluate_sets, run_round
+from outwit.dadc.rounds import EvalSet, Recipe, RoundResult, TrainingSet, evaluate_sets, on_device, run_round
 from outwit.ml.metrics import Metrics
 from outwit.ml.serving import int8_copy
 from outwit.ml.tuning import TrunkCache, warm_up
@@ -44,21 +45,32 @@ class RunnerError(RuntimeError):
     """The round process stopped, or answered what cannot be read."""
 
 
-class InProcess:
-    """Rounds computed by the calling thread."""
+def round_device() -> torch.device:
+    """Where rounds compute: a GPU when torch finds one (a runner on a GPU machine), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    def __init__(self):
+
+class InProcess:
+    """Rounds computed by the calling thread, on `device` (default: `round_device()`); evaluations of the serving
+    model and its int8 copy stay on the CPU, where it serves."""
+
+    def __init__(self, device: str | torch.device | None = None):
+        self.device = torch.device(device) if device is not None else round_device()
         self.cache = TrunkCache()  # MNIST's trunk features, kept across rounds while the trunk stays the same
 
     def evaluate(self, model: nn.Module, eval_sets: Mapping[str, EvalSet]) -> Metrics:
         return evaluate_sets(model, eval_sets)
 
     def warm_up(self, model: nn.Module, training_set: TrainingSet, eval_sets: Mapping[str, EvalSet]) -> None:
-        warm_up(self.cache, model, training_set, eval_sets)
+        """The trunk features a round will use, computed where it will run."""
+        training_set, eval_sets = on_device(self.device, training_set, eval_sets)
+        warm_up(self.cache, copy.deepcopy(model).to(self.device) if self.device.type != "cpu" else model,
+                training_set, eval_sets)
 
     def run(self, model: nn.Module, training_set: TrainingSet, eval_sets: Mapping[str, EvalSet], recipe: Recipe,
             baseline: Metrics | None) -> RoundResult:
-        return run_round(model, training_set, eval_sets, recipe, baseline=baseline, cache=self.cache)
+        return run_round(model, training_set, eval_sets, recipe, baseline=baseline, cache=self.cache,
+                         device=self.device)
 
     def int8(self, model: nn.Module, calibration: torch.Tensor) -> tuple[nn.Module | None, str]:
         """The serving model's int8 copy, and a sentence on it (`serving.int8_copy`)."""

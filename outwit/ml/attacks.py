@@ -111,7 +111,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, step_
     """
     best = x.clone()
     with eval_mode(model):
-        fooled = torch.zeros(len(x), dtype=torch.bool)
+        fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         for _ in range(restarts):
             todo = ~fooled
             if not todo.any():
@@ -134,7 +134,7 @@ def pgd_in_current_mode(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
     for it, and a smaller perturbation); the search goes on only for the rest, so that measuring a model that
     most inputs fool costs a few steps instead of all."""
     x_adv = _project(x + _uniform(x, eps, generator), x, eps) if random_start else x.clone()
-    active = torch.arange(len(x))
+    active = torch.arange(len(x), device=x.device)
     for _ in range(steps):
         grad, fooled = _input_gradient(model, x_adv[active], y[active])
         if until_fooled:
@@ -151,7 +151,7 @@ def uniform_noise(x: torch.Tensor, eps: float, generator: torch.Generator | None
 
 
 def _uniform(x: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
-    return (torch.rand(x.shape, generator=generator) * 2 - 1) * eps
+    return (torch.rand(x.shape, generator=generator).to(x.device) * 2 - 1) * eps  # a CPU generator, x anywhere
 
 
 def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int = 100,

@@ -30,7 +30,7 @@ def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: flo
                   scale: tuple[float, float] = (0.85, 1.15), shear: float = 0.15) -> torch.Tensor:
     """A different small random affine transform for each image of a (B, 1, 28, 28) batch."""
     b = images.shape[0]
-    u = torch.rand(b, 5, generator=generator) * 2 - 1  # (B, 5) in [-1, 1]
+    u = torch.rand(b, 5, generator=generator).to(images.device) * 2 - 1  # (B, 5) in [-1, 1]; a CPU generator
     angle = u[:, 0] * math.radians(degrees)
     zoom = (scale[0] + (u[:, 1] + 1) / 2 * (scale[1] - scale[0])).reciprocal()
     cos, sin, sh = torch.cos(angle) * zoom, torch.sin(angle) * zoom, u[:, 2] * shear
@@ -124,6 +124,7 @@ def scores(probs: torch.Tensor | None, labels: torch.Tensor, name: str) -> dict:
     """`evaluate`'s figures from (N, 10) probabilities."""
     if len(labels) == 0:
         return {"dataset": name, "size": 0, "top1": None, "top5": None, "per_digit": {}, "confusion": []}
+    probs, labels = probs.cpu(), labels.cpu()  # computed on a GPU, counted here
     top5 = probs.topk(5, dim=1).indices
     guess = top5[:, 0]
     confusion = torch.zeros(10, 10, dtype=torch.int64)

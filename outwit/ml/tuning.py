@@ -41,13 +41,14 @@ class TrunkCache:
         self._features: dict[str, torch.Tensor] = {}
 
     def features(self, model: nn.Module, name: str, inputs: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) trunk features of `inputs`, the image set called `name`; computed on first use."""
+        """(N, C, H, W) trunk features of `inputs`, the image set called `name`, on their device; computed on first
+        use."""
         key = fingerprint(model.trunk_layers())
         with self._lock:
             if key != self._trunk:
                 self._trunk, self._features = key, {}
             cached = self._features.get(name)
-        if cached is None or len(cached) != len(inputs):
+        if cached is None or len(cached) != len(inputs) or cached.device != inputs.device:
             cached = trunk_features(model, inputs)
             with self._lock:
                 if key == self._trunk:

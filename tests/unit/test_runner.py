@@ -133,3 +133,17 @@ def test_an_int8_copy_that_cannot_be_built_leaves_the_float_copy_serving(base, s
     predictor = Predictor(base, {"round": 0}, calibration=sets[1][MNIST].inputs[:64], build=runner.int8)
     assert predictor.wait_settled(60)
     assert predictor.serving == "float32: the int8 copy could not be built (RunnerError: the round process was closed)"
+
+
+def test_rounds_compute_on_a_gpu_when_torch_finds_one_and_come_back_on_the_cpu(base, sets, monkeypatch):
+    """This machine has no GPU: the CPU path runs here, through the same moves a GPU's would make."""
+    assert InProcess().device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert InProcess().device.type == "cuda"  # a runner on a GPU machine picks it by itself
+    monkeypatch.undo()
+    training, eval_sets = sets
+    runner = InProcess("cpu")
+    runner.warm_up(base, training, eval_sets)
+    result = runner.run(base, training, eval_sets, Recipe(steps=4, seed=1), None)
+    assert all(p.device.type == "cpu" for p in result.model.parameters())  # saved, pickled and served from here
+    assert all(p.device.type == "cpu" for p in base.parameters())  # the serving model stays where it serves
