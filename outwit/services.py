@@ -127,7 +127,8 @@ def start_services(config: Config) -> Services:
     follower = None
     if config.round_runner != "local":
         def adopt(checkpoint: bytes, meta, state) -> bool:
-            source = f"the round runner ({state.holder})" if state and state.holder else f"{config.model_repo}"
+            source = (f"the round runner ({state.holder})" if state and state.holder
+                      else f"model repo {config.model_repo}")
             return worker.adopt(checkpoint, meta, source=source, counted=state.counted if state else None)
 
         follower = ModelFollower(api=model_api, repo_id=config.model_repo, every=config.sync_every, adopt=adopt,

@@ -84,6 +84,7 @@ class RunnerLease:
         self._lock = threading.Lock()  # one commit at a time: each is made on the one before
         self._state: LeaseState | None = None  # as this holder last committed it; None: not held
         self._head: str | None = None  # this holder's last commit
+        self._read: tuple[str | None, LeaseState | None] | None = None  # (head, lease) as last read, not held
 
     @property
     def held(self) -> bool:
@@ -103,7 +104,9 @@ class RunnerLease:
             if head is None:  # the first runner ever: the repo is made (an API call only then)
                 self.api.create_repo(self.repo_id, repo_type="model", exist_ok=True)
                 head = head_of(self.api, self.repo_id)
-            current = read_lease(self.api, self.repo_id, head)
+            if self._read is None or self._read[0] != head:  # the file changes only with the head
+                self._read = (head, read_lease(self.api, self.repo_id, head))
+            current = self._read[1]
             if current is not None and current.holder != self.holder and now < current.until:
                 return False  # another runner holds it
             self._head = head

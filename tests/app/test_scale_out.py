@@ -27,18 +27,21 @@ HUB = dict(HF_TOKEN=TOKEN, DATASET_REPO=REPO, MODEL_REPO=MODELS, HF_HUB_OFFLINE=
            RUNNER_LEASE=0.5, HF_HUB_DISABLE_XET="1")
 
 
+def runner_command(hub, folder: Path, name: str, *extra: str) -> tuple[list[str], dict]:
+    """`python trainer.py rounds` for the test Hub, with its data in `folder/name`: (argv, environment)."""
+    env = {**os.environ, **{k: str(v) for k, v in HUB.items()}, "HF_ENDPOINT": hub.endpoint, "PYTHONUNBUFFERED": "1"}
+    return [sys.executable, "trainer.py", "rounds", "--dataset-repo", REPO, "--model-repo", MODELS,
+            "--data-dir", str(folder / name), "--name", name, *extra], env
+
+
 class Runner:
     """`python trainer.py rounds` as its own process."""
 
     def __init__(self, hub, folder: Path, name: str, *extra: str):
         self.log = folder / f"{name}.log"
-        env = {**os.environ, **{k: str(v) for k, v in HUB.items()}, "HF_ENDPOINT": hub.endpoint,
-               "PYTHONUNBUFFERED": "1"}
+        argv, env = runner_command(hub, folder, name, *extra)
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "trainer.py", "rounds", "--dataset-repo", REPO, "--model-repo", MODELS,
-                 "--data-dir", str(folder / name), "--name", name, *extra],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def stop(self) -> int:
         self.process.terminate()
@@ -160,10 +163,8 @@ def test_a_replica_killed_mid_push_loses_no_acknowledged_example(hub, tmp_path, 
 
 
 def run_once(hub, tmp_path, name: str) -> dict:
-    env = {**os.environ, **{k: str(v) for k, v in HUB.items()}, "HF_ENDPOINT": hub.endpoint}
-    done = subprocess.run([sys.executable, "trainer.py", "rounds", "--dataset-repo", REPO, "--model-repo", MODELS,
-                           "--data-dir", str(tmp_path / name), "--name", name, "--once"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    argv, env = runner_command(hub, tmp_path, name, "--once")
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

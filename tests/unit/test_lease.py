@@ -128,3 +128,15 @@ def test_a_lease_that_ran_out_while_nobody_took_it_is_still_its_holders(hub):
     assert not runner.held
     runner.commit([], "Round 5 from runner", round=5, created="2026-12-01T00:00:05+00:00", counted=50)
     assert runner.held and (on_hub(hub).holder, on_hub(hub).round, on_hub(hub).counted) == ("runner", 5, 50)
+
+
+def test_a_runner_waiting_for_the_lease_reads_it_again_only_when_the_repo_moved(hub):
+    clock = Clock()
+    a, b = lease(hub, "a", clock), lease(hub, "b", clock)
+    assert a.refresh()
+    hub.downloads.clear()
+    assert not b.refresh() and not b.refresh() and not b.refresh()
+    assert hub.downloads == [LEASE_PATH]  # the head stood: the file it read still says the same
+    clock.now += 30
+    assert a.refresh()  # a renewal moves the head
+    assert not b.refresh() and hub.downloads == [LEASE_PATH, LEASE_PATH]
