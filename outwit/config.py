@@ -12,7 +12,9 @@ TUNES = ("upper", "all")  # what a round trains: the layers above a fixed trunk,
 PRECISIONS = ("int8", "float32")  # what serves the page's guesses (serving.py)
 ROUND_RUNNERS = ("local", "replica", "none")  # who runs rounds: this process; the lease's holder; another process
 ROUNDS_IN = ("process", "thread")  # where rounds compute: a process of their own, or the web process (runner.py)
+SIGN_INS = ("on", "off")  # Sign in with Hugging Face; SIGN_IN=auto (the default) is "on" where the Space set OAuth up
 SECRETS = ("hf_token", "admin_password")  # read as Secret: never shown
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 class Secret:
@@ -59,6 +61,11 @@ class Config:
     robust_size: int = 100  # MNIST test images that robust accuracy is measured on (a fixed subset)
     round_attack_eps: float = 0.0  # > 0: a round also trains on PGD versions of the adversarial examples
     votes_required: int = 0  # agreeing votes an example needs before it is trained on; 0: the flag is trusted
+    votes_limit: int = 0  # votes after which a split vote is settled by the majority; 0: 2 × VOTES_REQUIRED + 1
+    validator_trust: float = 0.0  # a validator agreeing with the outcome less often counts only once seconded; 0: off
+    sign_in: str = "off"  # "on": a "Sign in with Hugging Face" button (SIGN_IN=auto: on where OAUTH_CLIENT_ID is set)
+    require_sign_in: bool = False  # saving and voting need a signed-in person
+    round_goal: str = ""  # the owner's goal for the round, shown on the page ("fool it with 4s")
     flags_per_session: int = 100  # examples one visitor's session may save, against spam; 0: no limit
     admin_password: Secret | None = None  # set: the Admin tab (start a round, roll back, hide an example) exists
     hf_token: Secret | None = None  # a Space secret; with dataset_repo, examples are synced to the Hub
@@ -86,6 +93,14 @@ class Config:
             ("robust_size", self.robust_size >= 1, "at least 1"),
             ("round_attack_eps", 0 <= self.round_attack_eps <= 1, "from 0 (off) to 1"),
             ("votes_required", 0 <= self.votes_required <= 100, "from 0 (trust the flag) to 100"),
+            ("votes_limit", self.votes_limit == 0 or max(self.votes_required, 1) <= self.votes_limit <= 201,
+             "0 (twice VOTES_REQUIRED, and one) or from VOTES_REQUIRED to 201"),
+            ("validator_trust", 0 <= self.validator_trust < 1, "from 0 (off) to below 1 (a share of votes)"),
+            ("sign_in", self.sign_in in SIGN_INS, "auto, on or off"),
+            ("require_sign_in", not self.require_sign_in or self.sign_in == "on",
+             "off while SIGN_IN is off (nobody could sign in)"),
+            ("round_goal", len(self.round_goal) <= 120 and self.round_goal.isprintable(),
+             "at most 120 printable characters"),
             ("flags_per_session", self.flags_per_session >= 0, "0 (no limit) or more"),
             ("mnist_data", self.mnist_data in DATA_SOURCES, f"one of {', '.join(DATA_SOURCES)}"),
             ("sync_every", self.sync_every > 0, "more than 0 (minutes)"),
@@ -128,16 +143,28 @@ class Config:
     def tries_dir(self) -> Path:
         return self.data_dir / "tries"
 
+    @property
+    def votes_cap(self) -> int:
+        """Votes after which a split vote is settled by the majority (VOTES_LIMIT, or its default)."""
+        return self.votes_limit or 2 * max(self.votes_required, 1) + 1
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
         environ = os.environ if environ is None else environ
         values = {}
         for f in fields(cls):
             raw = environ.get(ENV[f.name], "").strip()
+            if f.name == "sign_in" and raw.lower() in ("", "auto"):
+                # a Space whose README says `hf_oauth: true` is given its OAuth app's id
+                raw = "on" if environ.get("OAUTH_CLIENT_ID") else ""
             if raw:
                 kind = Secret if f.name in SECRETS else str if f.default == "" else type(f.default)
                 values[f.name] = _cast(ENV[f.name], raw, kind)
-        return cls(**values)
+        config = cls(**values)
+        if config.sign_in == "on" and not environ.get("OAUTH_CLIENT_ID") and not config.hf_token:
+            raise ConfigError("SIGN_IN='on' off a Space needs HF_TOKEN: Gradio then signs everyone in as that "
+                              "token's Hub account (a mock, to try the page), as there is no OAuth app to ask")
+        return config
 
 
 ENV = {
@@ -150,7 +177,8 @@ ENV = {
     "votes_required": "VOTES_REQUIRED", "flags_per_session": "FLAGS_PER_SESSION", "admin_password": "ADMIN_PASSWORD",
     "hf_token": "HF_TOKEN", "dataset_repo": "DATASET_REPO", "model_repo": "MODEL_REPO", "sync_every": "SYNC_EVERY",
     "hub_endpoint": "HF_ENDPOINT", "replica": "REPLICA_ID", "space_id": "SPACE_ID", "round_runner": "ROUND_RUNNER",
-    "runner_lease": "RUNNER_LEASE",
+    "runner_lease": "RUNNER_LEASE", "votes_limit": "VOTES_LIMIT", "validator_trust": "VALIDATOR_TRUST",
+    "sign_in": "SIGN_IN", "require_sign_in": "REQUIRE_SIGN_IN", "round_goal": "ROUND_GOAL",
 }
 
 
@@ -163,6 +191,10 @@ def _is_repo_id(value: str) -> bool:
 
 
 def _cast(name: str, raw: str, kind: type):
+    if kind is bool:
+        if raw.lower() not in TRUE + FALSE:
+            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(TRUE + FALSE)}")
+        return raw.lower() in TRUE
     try:
         return kind(raw)
     except ValueError:

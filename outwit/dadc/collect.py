@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from outwit.dadc.status import WorkerStatus
-from outwit.dadc.store import DRAWN, AdversarialStore
+from outwit.dadc.store import DRAWN, NO_TARGET, AdversarialStore
 from outwit.dadc.worker import RetrainWorker
 from outwit.ml.serving import Predictor
 
@@ -54,14 +54,23 @@ class Fooling:
     drawing: Any = None  # a person's drawing, as the canvas sent it (or any image `preprocess` takes)
     model_input: np.ndarray | None = None  # or a machine adversary's (28, 28) uint8 model input
     source: str = DRAWN  # DRAWN, or the attack that made `model_input`, e.g. "pgd-40x1@0.1"
-    session: str | None = None  # the visitor's session id (kept only as a short hash)
+    session: str | None = None  # the visitor's session id, or `hf:<username>` signed in (kept as a short hash)
     user: str | None = None  # their display name or signed-in name
+    identity: str = ""  # how they were known: "signed-in", "session" or "" (identity.py)
+    aimed: int = NO_TARGET  # the digit a targeted challenge aimed for ("make it read your 3 as an 8")
+    strokes: str = ""  # the pen strokes that drew it, Quick, Draw!'s raw format as JSON text ("" when unknown)
+
+    @property
+    def target(self) -> int:
+        """The challenge's digit when it was met (the model read it so), else NO_TARGET."""
+        return self.aimed if self.aimed != NO_TARGET and self.aimed == self.guess else NO_TARGET
 
     @classmethod
     def drawn(cls, drawing: Any, label: int, judgement: Judgement, *, session: str | None = None,
-              user: str | None = None) -> "Fooling":
+              user: str | None = None, identity: str = "", aimed: int = NO_TARGET, strokes: str = "") -> "Fooling":
         return cls(label=label, guess=judgement.guess, confidence=judgement.confidence,
-                   model_round=judgement.model_round, drawing=drawing, session=session, user=user)
+                   model_round=judgement.model_round, drawing=drawing, session=session, user=user,
+                   identity=identity, aimed=aimed, strokes=strokes)
 
 
 @dataclass(frozen=True)
@@ -93,18 +102,23 @@ class Collector:
         return Judgement(probs, self.predictor.current.round)
 
     def fooling(self, drawing: Any, label: int, judgement: Judgement | None = None, *, session: str | None = None,
-                user: str | None = None) -> Fooling:
+                user: str | None = None, identity: str = "", aimed: int = NO_TARGET, strokes: str = "") -> Fooling:
         """A drawing as an example to save, judged now unless `judgement` is given; NotFooled when the model reads
-        it as `label`."""
+        it as `label`. `aimed`: a targeted challenge's digit (refused if it is `label`); the example is a targeted
+        fooling when the model read it as that digit (`Fooling.target`), a plain one otherwise."""
+        if aimed != NO_TARGET and aimed == label:
+            raise ValueError(f"The challenge is to make it read your {label} as another digit, not as {aimed}")
         judgement = judgement or self.judge(drawing)
         if judgement.guess == label:
             raise NotFooled(f"The model already reads this as {label}: nothing saved. Draw one it gets wrong.")
-        return Fooling.drawn(drawing, label, judgement, session=session, user=user)
+        return Fooling.drawn(drawing, label, judgement, session=session, user=user, identity=identity,
+                             aimed=aimed, strokes=strokes)
 
-    def tried(self) -> None:
+    def tried(self, guess: int | None = None, aimed: int = NO_TARGET) -> None:
         """A drawing the model judged that was not saved (it did not fool it): one more attempt, for the error
-        rate."""
-        self.worker.record_attempt(fooled=False)
+        rate. `guess`: the digit the model read it as, which is the digit drawn (it was not saved as wrong), for
+        the per-digit rates; `aimed`: the targeted challenge the visitor was on, for the per-pair rates."""
+        self.worker.record_attempt(fooled=False, digit=guess, pair=_pair(guess, aimed))
 
     def save(self, example: Fooling) -> Saved:
         """Write one example; raises ValueError (a bad label or name, the session at its limit, the app stopping)
@@ -122,12 +136,22 @@ class Collector:
 
     def _save(self, example: Fooling) -> Saved:
         fields = {"label": example.label, "guess": example.guess, "confidence": example.confidence,
-               "model_round": example.model_round, "session": example.session, "user": example.user}
+                  "model_round": example.model_round, "session": example.session, "user": example.user,
+                  "identity": example.identity}
         if example.source == DRAWN:
-            row = self.store.add(example.drawing, **fields)
-            self.worker.record_attempt(fooled=True)
+            row = self.store.add(example.drawing, **fields, target=example.target, strokes=example.strokes)
+            pair = _pair(example.label, example.aimed)
+            self.worker.record_attempt(fooled=True, digit=example.label, pair=pair,
+                                       hit=pair is not None and example.target != NO_TARGET)
         else:
             row = self.store.add_input(example.model_input, source=example.source, **fields)
         starts_round = self.worker.until_next_round() == 0
         self.worker.notify()
         return Saved(row, starts_round, self.worker.status())
+
+
+def _pair(drawn: int | None, aimed: int) -> tuple[int, int] | None:
+    """A targeted attempt's (digit drawn, digit aimed for); None when there was no challenge or no digit known."""
+    if drawn is None or aimed == NO_TARGET or drawn == aimed:
+        return None
+    return int(drawn), int(aimed)

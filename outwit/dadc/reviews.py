@@ -4,10 +4,16 @@ Append-only: one JSON line per event at `<data>/reviews/<shard>/reviews.jsonl`, 
 the Hub with them; nothing is ever deleted. An example's standing is derived from its events, in order:
 
 - retracted: the person who flagged it took it back, from the session that flagged it;
-- rejected: `required` people (at least one) said it is not the digit it is labelled before as many said it is;
-- validated: `required` people said it is, first. With `required=0` (the default) the flag is trusted: an example
-  counts as validated as soon as it is saved, until a first vote says it is not that digit;
+- validated / rejected, adaptively: decided once one side leads the other by `required` votes (at least one), so
+  that `required` agreeing votes decide it and a split vote asks for more; at `limit` votes (correct and incorrect)
+  the majority decides, and a tie is rejected (doubt is not trained on). With `required=0` (the default) the flag is
+  trusted: an example counts as validated as soon as it is saved, until a first vote says it is not that digit;
 - pending: waiting for votes (with `required > 0`, not trained on yet).
+
+Validators are weighed by how often they agree with the outcome (`validator_agreement`): with `trust` > 0, one who
+agreed with fewer than that share of at least MIN_JUDGED decided examples is doubted, and a doubted vote counts only
+once somebody else votes the same way on that example. A "can't tell" vote is neither side. The log also keeps the
+owner's round goal (a "goal" event, no example), so that every replica shows the same one.
 
 Only validated examples are trained on and make up the adversarial test set. A report (obscene, not a digit) puts
 an example under review: it leaves the gallery and the validation queue; an admin may then hide it, which takes it
@@ -18,41 +24,22 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from outwit.dadc.identity import hash_session, is_own, user_name, voter_keys, voter_keys_hashed
 from outwit.dadc.store import AdversarialStore
+from outwit.dadc.votes import VERDICTS, Standing, decide, validator_key
 from outwit.storage import append_jsonl, read_jsonl, utc_now
 from outwit.text import quoted
 
-VERDICTS = ("correct", "incorrect", "unclear")
 REPORT_REASONS = ("not a digit", "obscene or offensive", "something else")
 STANDINGS = ("validated", "pending", "rejected", "retracted", "hidden")
+MIN_JUDGED = 5  # decided examples a validator voted on before their agreement can make them doubted
+MAX_GOAL = 120  # characters of a round goal
 
 
 class ReviewError(ValueError):
     """A vote, retraction or report that cannot be taken; the message says why. Nothing was written."""
-
-
-@dataclass
-class Standing:
-    """What the events say of one example."""
-
-    correct: int = 0
-    incorrect: int = 0
-    unclear: int = 0
-    decided: str | None = None  # "validated" or "rejected" once one side reached the threshold
-    retracted: bool = False
-    removed: bool = False  # an admin hid it
-    reports: int = 0
-    voters: set[str] = field(default_factory=set)  # who voted: session hashes and display names
-    digits: list[int] = field(default_factory=list)  # the right digit, as each "incorrect" voter gave it
-
-    @property
-    def hidden(self) -> bool:
-        """Not shown to other people (gallery, validation): retracted, reported or hidden by an admin."""
-        return self.retracted or self.removed or self.reports > 0
 
 
 class Reviews:
@@ -62,10 +49,17 @@ class Reviews:
     sync holds around its scan, so a push never carries half a line.
     """
 
-    def __init__(self, root: str | Path, store: AdversarialStore, *, required: int = 0):
+    def __init__(self, root: str | Path, store: AdversarialStore, *, required: int = 0, limit: int = 0,
+                 trust: float = 0.0, goal: str = ""):
         if required < 0:
             raise ValueError(f"required={required!r} must be at least 0")
-        self.root, self.store, self.required = Path(root), store, required
+        if limit and limit < max(required, 1):
+            raise ValueError(f"limit={limit!r} must be 0 (2 × required + 1) or at least required={required}")
+        if not 0 <= trust < 1:
+            raise ValueError(f"trust={trust!r} must be from 0 (off) to below 1")
+        self.root, self.store, self.required, self.trust = Path(root), store, required, trust
+        self.limit = limit or 2 * max(required, 1) + 1
+        self.default_goal = goal
         self.path = self.root / store.shard / "reviews.jsonl"
         self._lock = threading.Lock()  # guards the derived standings
         self.refresh()
@@ -78,8 +72,13 @@ class Reviews:
             events = others + (read_jsonl(self.path) if self.path.exists() else [])
             events.sort(key=lambda e: e["created"])
             standings: dict[str, Standing] = defaultdict(Standing)
+            self._agreement: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+            self._goal: dict | None = None
             for event in events:
-                self._apply(standings[event["example"]], event)
+                if event["kind"] == "goal":
+                    self._goal = event
+                else:
+                    self._apply(standings[event["example"]], event)
             counted = {example for example in standings if self.store.row(example) is not None}
             self._standings, self._events, self._counted = standings, events, counted
             self._tally = Counter(self._status(standings[example]) for example in counted)
@@ -176,6 +175,41 @@ class Reviews:
             raise ReviewError(f"This example is already {standing.decided or 'retracted'}: no more votes needed")
         return self._append(row, "vote", session, user, verdict=verdict, digit=digit)
 
+    def set_goal(self, goal: str) -> dict:
+        """The owner's goal for the round ("fool it with 4s"), shown on every replica's page; "" clears it (the
+        ROUND_GOAL setting shows again)."""
+        goal = " ".join(str(goal or "").split())
+        if len(goal) > MAX_GOAL or not goal.isprintable():
+            raise ReviewError(f"A goal is at most {MAX_GOAL} printable characters, not {quoted(goal[:40])}…")
+        event = {"id": uuid.uuid4().hex, "example": "", "kind": "goal", "goal": goal, "voter": "",
+                 "user": "admin", "created": utc_now("microseconds"), "shard": self.store.shard}
+        with self._lock:
+            with self.store.lock:
+                append_jsonl(self.path, event)
+            self._events.append(event)
+            self._goal = event
+        return event
+
+    def goal(self) -> str:
+        """The round goal shown on the page: the owner's latest, else ROUND_GOAL ("" for none)."""
+        with self._lock:
+            return (self._goal["goal"] if self._goal is not None else "") or self.default_goal
+
+    def validator_agreement(self) -> dict[str, tuple[int, int]]:
+        """Per validator ("user:<name>" or "session:<hash>"): (votes that agreed with the outcome, votes on decided
+        examples); "can't tell" votes are left out."""
+        with self._lock:
+            return {key: (agreed, decided) for key, (agreed, decided) in self._agreement.items()}
+
+    def doubted(self, key: str) -> bool:
+        """Whether a validator's votes count only once someone agrees (see the module's words)."""
+        with self._lock:
+            return self._doubted(key)
+
+    def _doubted(self, key: str) -> bool:
+        agreed, decided = self._agreement.get(key, (0, 0))
+        return self.trust > 0 and decided >= MIN_JUDGED and agreed < self.trust * decided
+
     def retract(self, example_id: str, *, session: str | None) -> Standing:
         """The creator takes an example back, from the session that flagged it. It stays in the log, marked."""
         row = self._example(example_id)
@@ -238,8 +272,11 @@ class Reviews:
             setattr(s, event["verdict"], getattr(s, event["verdict"]) + 1)
             if event.get("digit") is not None:
                 s.digits.append(event["digit"])
-            threshold = max(self.required, 1)
-            if s.decided is None and s.correct >= threshold:
-                s.decided = "validated"
-            elif s.decided is None and s.incorrect >= threshold:
-                s.decided = "rejected"
+            validator = validator_key(event)
+            s.votes.append((validator, event["verdict"], self._doubted(validator)))
+            if s.decided is None:
+                s.decided = decide(s, self.required, self.limit)
+                for key, verdict, _ in s.votes if s.decided else ():
+                    if verdict != "unclear":
+                        self._agreement[key][0] += (verdict == "correct") == (s.decided == "validated")
+                        self._agreement[key][1] += 1

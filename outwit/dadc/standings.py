@@ -15,15 +15,20 @@ import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from outwit.dadc.agreement import agreement_per_round
 from outwit.dadc.history import RoundRecord
+from outwit.dadc.identity import SESSION, SIGNED_IN
 from outwit.dadc.reviews import Reviews
-from outwit.dadc.store import DRAWN, AdversarialStore
+from outwit.dadc.store import DRAWN, NO_TARGET, AdversarialStore
 from outwit.dadc.tries import Tries
 from outwit.ml.metrics import ADVERSARIAL, MNIST, ROBUST, percent
 
 ROUND_COLUMNS = ["round", "status", "model", "examples", "tried", "MER", "vMER", "rejected", "retracted",
-                 "MNIST", "adversarial test", "under PGD"]
-LEADERBOARD_COLUMNS = ["rank", "name", "validated fooling examples", "fooling examples", "rejected"]
+                 "validators' κ", "MNIST", "adversarial test", "under PGD"]
+LEADERBOARD_COLUMNS = ["rank", "name", "account", "validated fooling examples", "fooling examples",
+                       "targeted foolings", "rejected"]
+PAIR_COLUMNS = ["round", "challenge", "attempts", "met", "error rate"]
+ACCOUNTS = {SIGNED_IN: "Hugging Face", SESSION: "display name", "": "display name"}
 
 
 def _share(numerator: int, denominator: int | None) -> str:
@@ -59,6 +64,7 @@ def rounds_table(records: list[RoundRecord], store: AdversarialStore, reviews: R
     tried = tried_per_round(records, live_attempts)
     if tries is not None:
         tried.update({r: judged for r, (judged, _) in tries.per_round().items() if judged})
+    kappas = agreement_per_round(store, reviews)
     table = []
     for record in reversed(records):  # a row's round is always a served model's: rejected rounds have none
         statuses = Counter(drawn[record.round])
@@ -68,8 +74,28 @@ def rounds_table(records: list[RoundRecord], store: AdversarialStore, reviews: R
         table.append([record.round, record.status, _model_name(record), every[record.round],
                       attempts if attempts is not None else "–", _share(fooling, attempts),
                       _share(statuses["validated"], attempts), _share(statuses["rejected"], fooling),
-                      _share(statuses["retracted"], fooling), _accuracy(record, MNIST),
+                      _share(statuses["retracted"], fooling), _kappa(kappas.get(record.round)),
+                      _accuracy(record, MNIST),
                       _accuracy(record, ADVERSARIAL), _accuracy(record, ROBUST)])
+    return table
+
+
+def _kappa(agreement) -> str:
+    """Fleiss' kappa and the examples it is over; "–" before two people voted on one example."""
+    if agreement is None or agreement.kappa is None:
+        return "–"
+    return f"{agreement.kappa:.2f} ({agreement.examples} ex.)"
+
+
+def pair_rates(tries: Tries | None) -> list[list]:
+    """Per round (newest first) and targeted challenge ("3 → 8"), attempts and hits, in PAIR_COLUMNS order."""
+    if tries is None:
+        return []
+    table = []
+    for model_round in sorted(tries.per_round(), reverse=True):
+        for pair, (attempts, hits) in sorted(tries.round(model_round).pairs.items()):
+            drawn, aimed = pair.split(">")
+            table.append([model_round, f"a {drawn} read as {aimed}", attempts, hits, _share(hits, attempts)])
     return table
 
 
@@ -82,17 +108,21 @@ def _model_name(record: RoundRecord) -> str:
 
 
 def leaderboard(store: AdversarialStore, reviews: Reviews) -> list[list]:
-    """People who gave a display name, by validated fooling drawings, in LEADERBOARD_COLUMNS order."""
-    tally: dict[str, Counter] = defaultdict(Counter)
+    """People who gave a name (signed in with Hugging Face, or a display name: two people even when the names are
+    the same), by validated fooling drawings, in LEADERBOARD_COLUMNS order."""
+    tally: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for row in store.rows():
         if row.get("user") and row.get("source", DRAWN) == DRAWN:
             status = reviews.status(row)
             if status != "retracted":
-                tally[row["user"]]["saved"] += 1
-                tally[row["user"]][status] += 1
-    ranked = sorted(tally.items(), key=lambda item: (-item[1]["validated"], -item[1]["saved"], item[0].casefold()))
-    return [[rank, name, counts["validated"], counts["saved"], counts["rejected"]]
-            for rank, (name, counts) in enumerate(ranked, start=1)]
+                person = tally[(ACCOUNTS.get(row.get("identity") or "", "display name"), row["user"])]
+                person["saved"] += 1
+                person[status] += 1
+                person["targeted"] += row.get("target", NO_TARGET) != NO_TARGET
+    ranked = sorted(tally.items(), key=lambda item: (-item[1]["validated"], -item[1]["saved"], item[0][1].casefold(),
+                                                     item[0][0]))
+    return [[rank, name, account, counts["validated"], counts["saved"], counts["targeted"], counts["rejected"]]
+            for rank, ((account, name), counts) in enumerate(ranked, start=1)]
 
 
 def round_zip(store: AdversarialStore, reviews: Reviews, model_round: int) -> bytes:

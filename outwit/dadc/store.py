@@ -13,7 +13,10 @@ mid-append) is skipped with a warning on load. Counts live in memory.
 Additions are counted apart from the examples in use: a row's `seq` (its place among its shard's additions)
 decides its split, and the round trigger counts additions, so that marking an example later (retracted, voted
 incorrect) moves neither. A visitor's session is kept only as a short hash; a user name, when one is given
-(a signed-in visitor, a chosen display name), is kept apart from it, as given.
+(a signed-in visitor, a chosen display name), is kept apart from it, as given, with how the person was known
+(`identity`: signed-in or session). A drawing drawn in the page keeps its pen strokes (`strokes`), and one saved
+under a targeted challenge the digit it was made to read as (`target`, else NO_TARGET). Rows written before
+those fields existed lack them; readers take a missing one as empty.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from outwit.dadc.identity import hash_session, user_name
+from outwit.dadc.identity import SESSION, SIGNED_IN, hash_session, user_name
 from outwit.ml.preprocess import ink_image, preprocess
 from outwit.storage import append_jsonl, atomic_write, read_jsonl, utc_now
 from outwit.text import quoted
@@ -39,6 +42,9 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "test")
 
 DRAWN = "drawn"  # a row's `source` when a person drew it; a machine adversary's rows name their attack
+# A row's `target` when no targeted challenge was met: -1, as `datasets` marks a missing label. Not null: `datasets`
+# types a column from each metadata file, and a file of nulls beside one of digits is refused.
+NO_TARGET = -1
 
 
 @dataclass(frozen=True)
@@ -97,18 +103,27 @@ class AdversarialStore:
 
     # ------------------------------------------------------------------ writing
     def add(self, drawing: Any, *, label: int, guess: int, confidence: float, model_round: int,
-            session: str | None = None, user: str | None = None) -> dict:
-        """Save one fooling drawing; returns its row. Raises EmptyDrawingError / ValueError before writing."""
+            session: str | None = None, user: str | None = None, identity: str = "", target: int = NO_TARGET,
+            strokes: str = "") -> dict:
+        """Save one fooling drawing; returns its row. Raises EmptyDrawingError / ValueError before writing.
+        `target`: the digit a targeted challenge aimed for, which the model read it as; `strokes`: the pen strokes
+        that made it, as the page recorded them (Quick, Draw!'s raw format as JSON text, `strokes.quickdraw`)."""
         _check_label(label)
         user = user_name(user)
+        if target != NO_TARGET:
+            _check_label(target)
+            if int(target) != int(guess) or int(target) == int(label):
+                raise ValueError(f"target={quoted(target)} must be the digit the model read it as, not its label")
         model_input = preprocess(drawing)  # (1, 28, 28); raises on an empty canvas before anything is written
         drawn = Image.fromarray(255 - ink_image(drawing), mode="L")
         return self._write(drawn, _input_image(model_input), dict(
             label=int(label), guess=int(guess), confidence=round(float(confidence), 4), round=int(model_round),
-            source=DRAWN, session=hash_session(session), user=user))
+            source=DRAWN, session=hash_session(session), user=user, identity=_identity(identity, session),
+            target=int(target), strokes=str(strokes or "")))
 
     def add_input(self, model_input: np.ndarray, *, source: str, label: int, guess: int, confidence: float,
-                  model_round: int, session: str | None = None, user: str | None = None) -> dict:
+                  model_round: int, session: str | None = None, user: str | None = None,
+                  identity: str = "") -> dict:
         """Save a model input made by a machine adversary (e.g. `source="pgd-40x1@0.1"`) as an example."""
         _check_label(label)
         user = user_name(user)
@@ -119,7 +134,8 @@ class AdversarialStore:
         image = Image.fromarray(model_input, mode="L")
         return self._write(Image.fromarray(255 - model_input, mode="L"), image, dict(
             label=int(label), guess=int(guess), confidence=round(float(confidence), 4), round=int(model_round),
-            source=source, session=hash_session(session), user=user))
+            source=source, session=hash_session(session), user=user, identity=_identity(identity, session),
+            target=NO_TARGET, strokes=""))
 
     def _write(self, drawn: Image.Image, model_input: Image.Image, fields: dict) -> dict:
         example_id = uuid.uuid4().hex
@@ -178,6 +194,13 @@ class AdversarialStore:
         images = np.stack([np.asarray(Image.open(self.path_of(r, "input_file_name")).convert("L")) for r in rows])
         inputs = torch.from_numpy(images).unsqueeze(1).float().div_(255.0)
         return inputs, torch.tensor([r["label"] for r in rows], dtype=torch.int64)
+
+
+def _identity(kind: str, session: str | None) -> str:
+    """How the person was known: SIGNED_IN or SESSION as the caller says, SESSION for a session id, else ""."""
+    if kind not in (SIGNED_IN, SESSION, ""):
+        raise ValueError(f"identity={quoted(kind)} must be {SIGNED_IN!r}, {SESSION!r} or empty")
+    return kind or (SESSION if session else "")
 
 
 def _check_label(label: Any) -> None:

@@ -79,12 +79,14 @@ class RetrainWorker:
         self._idle.clear()
         self._wake.set()
 
-    def record_attempt(self, fooled: bool) -> None:
+    def record_attempt(self, fooled: bool, digit: int | None = None, pair: tuple[int, int] | None = None,
+                       hit: bool = False) -> None:
+        """One drawing judged by the serving model (see `Tries.record` for `digit`, `pair` and `hit`)."""
         with self._lock:
             self._attempts += 1
             self._flags += int(fooled)
         if self.tries is not None:
-            self.tries.record(self.predictor.current.round, fooled)
+            self.tries.record(self.predictor.current.round, fooled, digit, pair, hit)
 
     def _error_counts(self) -> tuple[int, int]:
         """(judged, fooled) of the serving model: over every replica with `tries`, else this process's."""

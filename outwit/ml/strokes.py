@@ -30,8 +30,9 @@ def _number(value) -> float:
     return float(value)
 
 
-def parse(payload: str) -> tuple[float, float, list[list[tuple[float, float]]]]:
-    """'{"width": W, "height": H, "strokes": [[[x, y], ...], ...]}' → (W, H, strokes). Raises StrokesError."""
+def parse(payload: str) -> tuple[float, float, list[list[tuple[float, ...]]]]:
+    """'{"width": W, "height": H, "strokes": [[[x, y, t], ...], ...]}' → (W, H, strokes), each point (x, y) or
+    (x, y, t): t, when the page sent it, in ms since the drawing's first point. Raises StrokesError."""
     if not isinstance(payload, str) or len(payload) > MAX_CHARS:
         raise StrokesError("the strokes are not a string of at most 200,000 characters")
     try:
@@ -55,9 +56,9 @@ def parse(payload: str) -> tuple[float, float, list[list[tuple[float, float]]]]:
         points += len(stroke)
         if points > MAX_POINTS:
             raise StrokesError(f"at most {MAX_POINTS:,} points")
-        if not all(isinstance(p, list) and len(p) == 2 for p in stroke):
-            raise StrokesError("each point is [x, y]")
-        parsed.append([(_number(x), _number(y)) for x, y in stroke])
+        if not all(isinstance(p, list) and len(p) in (2, 3) for p in stroke):
+            raise StrokesError("each point is [x, y] or [x, y, t]")
+        parsed.append([tuple(_number(v) for v in point) for point in stroke])
     return width, height, [s for s in parsed if s]
 
 
@@ -66,8 +67,51 @@ def ink(payload: str, canvas: int, brush_radius: float) -> np.ndarray:
     width, height, strokes = parse(payload)
     scale = min(width, height) / canvas  # CSS px per canvas px: the canvas fits the element, centred
     left, top = (width - canvas * scale) / 2, (height - canvas * scale) / 2
-    return rasterise([[((x - left) / scale, (y - top) / scale) for x, y in stroke] for stroke in strokes],
+    return rasterise([[((p[0] - left) / scale, (p[1] - top) / scale) for p in stroke] for stroke in strokes],
                      canvas, 2 * brush_radius)
+
+
+def quickdraw(payload: str, canvas: int, drawn: np.ndarray | None = None,
+              brush_radius: float = 0.0) -> list[list[list[int]]]:
+    """The strokes in Quick, Draw!'s raw format, as a row keeps them: per stroke [[x...], [y...], [t...]], x and y
+    in canvas px (0 to `canvas`, top left), t in ms since the drawing's first point. Raises StrokesError, also for
+    points without times (the page sends them with).
+
+    `drawn`: the editor's own ink of them, (canvas, canvas), ink > 0, with a round brush of `brush_radius` canvas
+    px. The editor shows its canvas a little inside the element the page measures (about 0.83 of the fitted square
+    in Chromium, Gradio 6.31; a guess does not mind, it re-centres and re-sizes): the scale and offset are then
+    taken from the ink, whose extent is the points' extent and the brush's radius on each side."""
+    width, height, strokes = parse(payload)
+    if not strokes:
+        raise StrokesError("no strokes")
+    if any(len(p) != 3 for stroke in strokes for p in stroke):
+        raise StrokesError("each point of a kept drawing is [x, y, t], t in ms")
+    scale = min(width, height) / canvas
+    left, top = (width - canvas * scale) / 2, (height - canvas * scale) / 2
+    points = [[((p[0] - left) / scale, (p[1] - top) / scale) for p in stroke] for stroke in strokes]
+    if drawn is not None:
+        points = _fitted(points, drawn, brush_radius)
+    start = min(p[2] for stroke in strokes for p in stroke)
+    clamp = lambda v: max(0, min(canvas, round(v)))  # noqa: E731 - the pen may leave the canvas mid-stroke
+    times = [[max(0, round(p[2] - start)) for p in stroke] for stroke in strokes]
+    return [[[clamp(x) for x, _ in placed], [clamp(y) for _, y in placed], ts] for placed, ts in zip(points, times)]
+
+
+def _fitted(points: list[list[tuple[float, float]]], ink: np.ndarray, radius: float) -> list:
+    """`points` moved and scaled (the same in x and y) so that their extent, widened by `radius`, is the ink's."""
+    rows, cols = np.nonzero(ink > 0)
+    xs = [x for stroke in points for x, _ in stroke]
+    ys = [y for stroke in points for _, y in stroke]
+    spans = [(max(xs) - min(xs), cols.max() - cols.min() + 1 - 2 * radius) if len(cols) else (0, 0),
+             (max(ys) - min(ys), rows.max() - rows.min() + 1 - 2 * radius) if len(rows) else (0, 0)]
+    measured = [(mine, inked) for mine, inked in spans if mine >= 10 and inked > 0]  # a dot, a bar: no scale in it
+    if not measured:
+        return points
+    scale = sum(inked for _, inked in measured) / sum(mine for mine, _ in measured)
+    centre = ((max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2)
+    target = ((cols.max() + cols.min()) / 2, (rows.max() + rows.min()) / 2)
+    return [[(target[0] + (x - centre[0]) * scale, target[1] + (y - centre[1]) * scale) for x, y in stroke]
+            for stroke in points]
 
 
 def rasterise(strokes: list[list[tuple[float, float]]], canvas: int, brush: float) -> np.ndarray:

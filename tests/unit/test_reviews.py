@@ -177,7 +177,8 @@ def test_the_leaderboard_ranks_named_people_by_validated_fooling_drawings(store,
     reviews.vote(ada[0]["id"], "correct", session="cy")
     reviews.vote(ada[1]["id"], "incorrect", session="cy", digit=3)
     reviews.retract(ada[2]["id"], session="a")
-    assert leaderboard(store, reviews) == [[1, "Bob", 2, 2, 0], [2, "Ada", 1, 2, 1]]
+    assert leaderboard(store, reviews) == [[1, "Bob", "display name", 2, 2, 0, 0],
+                                           [2, "Ada", "display name", 1, 2, 0, 1]]
 
 
 def test_a_round_zip_is_an_imagefolder_with_each_examples_standing(store, tmp_path):
