@@ -11,6 +11,7 @@ import torch
 
 from outwit.config import Config
 from outwit.dadc.collect import Collector
+from outwit.dadc.hints import Hints
 from outwit.dadc.history import History, load_serving
 from outwit.dadc.reviews import Reviews
 from outwit.dadc.rounds import Recipe
@@ -57,6 +58,7 @@ class Services:
     publisher: ModelPublisher | None = None  # None: rounds are not published
     follower: ModelFollower | None = None  # ROUND_RUNNER replica or none: serves the model repo's newest round
     tries: Tries | None = None  # drawings judged per round, by every replica
+    hints: Hints | None = None  # what the model has not learnt yet, and where it is weakest
 
     def status(self) -> AppStatus:
         return AppStatus(worker=self.worker.status(), sync=sync_status(self.config, self.store, self.hub),
@@ -85,7 +87,8 @@ def start_services(config: Config) -> Services:
     restored = restore_or_none(api, config.dataset_repo, config.data_dir) if api else None
     store = AdversarialStore(config.store_dir, shard=shard, holdout_every=config.holdout_every,
                              session_limit=config.flags_per_session)
-    reviews = Reviews(config.reviews_dir, store, required=config.votes_required)
+    reviews = Reviews(config.reviews_dir, store, required=config.votes_required, limit=config.votes_limit,
+                      trust=config.validator_trust, goal=config.round_goal)
     tries = Tries(config.tries_dir, shard, lock=store.lock)
     history = History(config.rounds_dir / shard / "rounds.jsonl", lock=store.lock)
     history.adopt_latest()
@@ -134,7 +137,8 @@ def start_services(config: Config) -> Services:
         follower = ModelFollower(api=model_api, repo_id=config.model_repo, every=config.sync_every, adopt=adopt,
                                  serving_created=lambda: (history.serving().created if history.serving() else None),
                                  lease=lease, on_lease=lambda held: worker.notify()).start()
-    return Services(config, predictor, store, worker, collector, reviews, hub, publisher, follower, tries)
+    hints = Hints(store=store, reviews=reviews, predictor=predictor, tries=tries)
+    return Services(config, predictor, store, worker, collector, reviews, hub, publisher, follower, tries, hints)
 
 
 def _publisher(config: Config, api, shard: str, history: History, store: AdversarialStore,

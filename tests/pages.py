@@ -1,5 +1,11 @@
 """What the browser tests share: opening the page as a person would, waiting for a guess, keeping a screenshot."""
-from tests.paths import ARTIFACTS
+import os
+
+from PIL import Image
+
+from tests.paths import ARTIFACTS, ROOT
+
+DOCS = ROOT / "docs" / "screens"
 
 LAPTOP = {"width": 1280, "height": 1100}
 
@@ -43,3 +49,18 @@ def keep(page, name: str) -> None:
 def wait_for_guess(page, digit: int) -> None:
     """Until the guess's top digit is `digit` (the first guess may be of the first strokes alone)."""
     page.locator("#guess h2, #guess .output-class").get_by_text(str(digit), exact=True).wait_for(timeout=30_000)
+
+
+def shoot(page, view: str, state: str) -> None:
+    """A full-page screenshot of one state: under tests/artifacts/, or under docs/screens/ when
+    OUTWIT_SCREENSHOTS=docs (`make screenshots`: the README shows those), reduced to 256 colours (40% of the bytes
+    in git)."""
+    if os.environ.get("OUTWIT_SCREENSHOTS") != "docs":
+        keep(page, f"{view}-{state}.png")
+        return
+    DOCS.mkdir(parents=True, exist_ok=True)
+    path = DOCS / f"{view}-{state}.png"
+    page.screenshot(path=str(path), full_page=True)
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)

@@ -52,10 +52,28 @@ MNIST guesses it, and the drawings it gets wrong are saved here with the digit t
 | `round` | the round of the model that was fooled (0: the base model) |
 | `split` | `train`, or `test`: one in five examples is held out as the adversarial test set and never trained on |
 | `created` | when it was saved (UTC) |
-| `session` | a short hash of the visitor's session, to group one visitor's examples |
-| `user` | the name a signed-in visitor saved it under, if any |
+| `session` | a short hash of the visitor's page session, or, signed in with Hugging Face, of their Hub name |
+| `user` | the Hub username of a signed-in visitor, or the display name a visitor typed, if any |
 | `id`, `seq`, `shard` | the example's id, its place among its shard's additions, and the app replica that wrote it |
-| `extra` | any other fields of the example, as JSON (empty for most) |
+| `extra` | the example's other fields, as JSON: the three below, on examples saved since they were kept |
+
+`extra` holds, on newer examples (older ones lack them: read a missing one as empty):
+
+| field | meaning |
+| --- | --- |
+| `identity` | how the person was known: `signed-in` (with Hugging Face: one person anywhere) or `session` |
+| `target` | a targeted challenge met: the digit they made the model read it as ("your 3 as an 8": 8); -1: none |
+| `strokes` | the pen strokes that drew it (Quick, Draw!'s raw format, below); empty when not drawn with the brush |
+
+`strokes` is JSON text: a list per stroke of `[[x0, x1, ...], [y0, y1, ...], [t0, t1, ...]]`, x and y in pixels of
+the 280×280 canvas (top left 0, 0), t in ms since the drawing's first point. It is empty for a machine's example and
+for a drawing changed with another tool (undo, the eraser, an upload), whose strokes no longer make it.
+
+```python
+import json
+extra = json.loads(ds["train"][0]["extra"] or "{{}}")
+strokes = json.loads(extra.get("strokes") or "[]")  # e.g. [[[20, 21, ...], [40, 44, ...], [0, 16, ...]], ...]
+```
 
 ## Load it
 

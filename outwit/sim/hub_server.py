@@ -1,6 +1,7 @@
 """A server on 127.0.0.1 that speaks the parts of the Hugging Face Hub's HTTP API that huggingface_hub uses here:
 repo creation, README validation, preupload, the NDJSON commit, repo info (at a revision or the head), tree listing
-and file download (HEAD and GET), file and folder deletion; a commit made on a parent (`parent_commit`) is refused
+and file download (HEAD and GET), file and folder deletion, and `whoami` (the token's account is `account`, which
+Gradio's sign-in mock reads off a Space); a commit made on a parent (`parent_commit`) is refused
 with 412 when the head has moved, as the Hub refuses it.
 
 Every file is stored in memory per repo; each commit is logged with the paths it added, so tests can check that
@@ -58,6 +59,7 @@ class FakeHub:
         self._server: ThreadingHTTPServer | None = None
         self.down = False
         self.commit_delay = 0.0
+        self.account = "ada-lovelace"  # the token's user, as /api/whoami-v2 names it
         self.commit_started = {"models": threading.Event(), "datasets": threading.Event()}
 
     # ------------------------------------------------------------------ control
@@ -206,6 +208,9 @@ class FakeHub:
                 if self._injected_failure():
                     return
                 path = unquote(urlparse(self.path).path)
+                if path == "/api/whoami-v2":  # the token's account: what Gradio's sign-in asks for off a Space
+                    return self._reply(200, {"type": "user", "name": hub.account, "fullname": hub.account.title(),
+                                             "avatarUrl": f"{hub.endpoint}/avatars/{hub.account}.png", "orgs": []})
                 if match := INFO.match(path):
                     path = f"{path}/revision/main"
                 if match := API.match(path):

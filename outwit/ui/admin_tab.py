@@ -1,4 +1,5 @@
-"""The Admin tab: start a round now, roll back to an earlier round, hide an example.
+"""The Admin tab: start a round now, roll back to an earlier round, hide an example, set the round's goal, and see
+how far each validator agrees with the outcome.
 
 It exists only when ADMIN_PASSWORD is set (no tab, no endpoints otherwise), and every action checks the password
 it is sent, in constant time, before it does anything. Wrong passwords put a brake on guessing (brake.py).
@@ -12,7 +13,9 @@ import logging
 import gradio as gr
 
 from outwit.config import Secret
+from outwit.dadc import agreement
 from outwit.dadc.reviews import ReviewError
+from outwit.ml.metrics import percent
 from outwit.services import Services
 from outwit.ui.brake import Brake, in_words
 from outwit.ui.components import user_error
@@ -74,12 +77,43 @@ def make_handlers(services: Services, password: Secret, brake: Brake | None = No
             raise user_error(str(err)) from None
         return f"Hidden: `{example_id}` is out of the gallery, the queue, training and testing."
 
-    return start_round, roll_back, hide
+    def set_goal(given: str | None, goal: str | None, request: gr.Request | None = None) -> str:
+        """Set the round's goal, shown on every page ("this round: fool it with 4s"); empty clears it."""
+        check(given, request)
+        try:
+            event = reviews.set_goal(goal or "")
+        except ReviewError as err:
+            raise user_error(str(err)) from None
+        shown = reviews.goal()
+        if event["goal"]:
+            return f"The goal is set: every page shows **{shown}**."
+        return f"The goal is cleared{f'; the configured one shows: **{shown}**' if shown else ''}."
+
+    def list_validators(given: str | None, request: gr.Request | None = None):
+        """Every validator, how often their vote was the outcome, and whether their votes wait for a second."""
+        check(given, request)
+        found = agreement.validators(reviews)
+        below = services.config.validator_trust or agreement.LOW_AGREEMENT
+        low = agreement.low_agreement(found, below)
+        rows = [[v.name, v.votes, v.decided, percent(v.agreement), "yes" if v.doubted else "no",
+                 "low" if v in low else ""] for v in found]
+        words = (f"{len(low)} validator{'s' if len(low) != 1 else ''} agreed with the outcome less than "
+                 f"{below:.0%} of the time ({', '.join(v.name for v in low)})." if low
+                 else f"No validator agreed with the outcome less than {below:.0%} of the time.")
+        rule = (f" VALIDATOR_TRUST is {services.config.validator_trust:g}: a doubted validator's vote counts only "
+                "once someone votes the same." if services.config.validator_trust else
+                " Set VALIDATOR_TRUST (e.g. 0.6) to have their votes count only once someone agrees.")
+        return words + rule, rows
+
+    return start_round, roll_back, hide, set_goal, list_validators
+
+
+VALIDATOR_COLUMNS = ["validator", "votes", "on decided examples", "agreed with the outcome", "doubted", "agreement"]
 
 
 def admin_tab(services: Services, password: Secret) -> None:
     """Call inside `gr.Blocks` when ADMIN_PASSWORD is set."""
-    start_round, roll_back, hide = make_handlers(services, password)
+    start_round, roll_back, hide, set_goal, list_validators = make_handlers(services, password)
     with gr.Tab("Admin", id="admin", elem_id="admin-tab"):
         gr.Markdown("For the people who run this app. Each action needs the admin password.")
         given = gr.Textbox(label="Admin password", type="password", elem_id="admin-password")
@@ -92,7 +126,18 @@ def admin_tab(services: Services, password: Secret) -> None:
             example = gr.Textbox(label="Example id to hide", elem_id="admin-example")
             reason = gr.Textbox(label="Why (kept in the log)", elem_id="admin-reason")
             hide_button = gr.Button("Hide it", variant="stop", elem_id="admin-hide")
+        with gr.Row():
+            goal = gr.Textbox(label="This round's goal, shown on every page (empty: none)", max_length=120,
+                              placeholder="fool it with 4s", elem_id="admin-goal", scale=3)
+            goal_button = gr.Button("Set the goal", elem_id="admin-set-goal", scale=1)
         message = gr.Markdown(elem_id="admin-message")
+        gr.Markdown("### Validators\nHow often each validator's vote was the outcome of the examples they voted "
+                    "on (\"can't tell\" left out); the least agreeing first.")
+        show_validators = gr.Button("List the validators", elem_id="admin-validators")
+        validators_words = gr.Markdown(elem_id="admin-validators-words")
+        validators_table = gr.Dataframe(headers=VALIDATOR_COLUMNS, interactive=False, elem_id="admin-validators-table")
     start.click(start_round, given, message, api_name="admin_start_round")
+    goal_button.click(set_goal, [given, goal], message, api_name="admin_set_goal")
+    show_validators.click(list_validators, given, [validators_words, validators_table], api_name="admin_validators")
     back.click(roll_back, [given, to_round], message, api_name="admin_roll_back")
     hide_button.click(hide, [given, example, reason], message, api_name="admin_hide")

@@ -1,4 +1,4 @@
-"""The "Machine adversary" tab: the visitor draws, PGD attacks the serving model, and the perturbed input (which
+"""The "Machine adversary" tab: the person draws, PGD attacks the serving model, and the perturbed input (which
 still shows their digit to a person) can be saved as an adversarial example with their digit as its label.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from outwit.ml.preprocess import EmptyDrawingError, preprocess
 from outwit.ml.robustness import AttackedDrawing, attack_input
 from outwit.services import Services
 from outwit.ui import scripts
-from outwit.ui.components import DIGITS, digit_choice, label_value, unreadable, user_error, visitor
+from outwit.ui.components import DIGITS, digit_choice, label_value, person, unreadable, user_error
 from outwit.ui.sketchpad import sketchpad
 
 EPS_CHOICES = (0.02, 0.3)  # the slider's range; MNIST's usual budgets are 0.1 to 0.3
@@ -69,7 +69,7 @@ def make_handlers(services: Services):
                 label_value(result.adversarial_probs), text, state)
 
     def save(state: Attacked | None, name: str | None = None, sandbox: bool = False,
-             request: gr.Request | None = None) -> tuple[str, Attacked | None]:
+             request: gr.Request | None = None, profile: gr.OAuthProfile | None = None) -> tuple[str, Attacked | None]:
         """Save the attacked input with the visitor's digit as its label; once per attack; not in the sandbox."""
         if state is None:
             raise user_error("Attack a drawing first")
@@ -78,10 +78,10 @@ def make_handlers(services: Services):
             raise user_error("The attack did not fool the model: nothing saved. Try a larger ε.")
         if sandbox:
             return "Sandbox: nothing was saved. Turn the sandbox off to keep attacked digits.", state
-        session, user = visitor(request, name)
+        who = person(request, name, profile, required=services.config.require_sign_in)
         example = Fooling(label=state.digit, guess=guess, confidence=float(state.result.adversarial_probs[guess]),
                           model_round=state.model_round, model_input=state.result.adversarial, source=state.attack,
-                          session=session, user=user)
+                          session=who.session, user=who.user, identity=who.kind)
         try:
             saved = collector.save(example)
         except ValueError as err:  # a name that cannot be shown, or the session is at its limit: nothing written

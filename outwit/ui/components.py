@@ -6,6 +6,7 @@ import html
 
 import gradio as gr
 
+from outwit.dadc.identity import Visitor
 from outwit.text import quoted
 
 DIGITS = [str(d) for d in range(10)]  # the digits as the page and its API send them
@@ -49,13 +50,33 @@ def digit_choice(elem_id: str, label: str = "The digit you drew", **kwargs) -> D
 
 
 def visitor(request: gr.Request | None, display_name: str | None) -> tuple[str | None, str | None]:
-    """Who is asking: their session, and their name (a signed-in visitor's own name wins over a display name)."""
-    name = (display_name or "").strip() or None
-    if request is None:
-        return None, name
-    return request.session_hash, request.username or name
+    """Who is asking: their session, and the display name they typed (`person` also knows signed-in people)."""
+    who = person(request, display_name)
+    return who.session, who.user
+
+
+def person(request: gr.Request | None, display_name: str | None, profile: gr.OAuthProfile | None = None,
+           *, required: bool = False, to: str = "save drawings") -> Visitor:
+    """Who is asking: signed in with Hugging Face (`profile`, which Gradio hands a handler that asks for it), or
+    the page's session and the display name typed. `required` (REQUIRE_SIGN_IN): anyone else is refused, nothing
+    changed."""
+    hub_name = profile.username if profile is not None else None
+    who = Visitor.of(request.session_hash if request is not None else None, display_name, hub_name)
+    if required and not who.signed_in:
+        raise user_error(f"Sign in with Hugging Face to {to}: this app keeps only signed-in people's work")
+    return who
 
 
 def display_name_box() -> gr.Textbox:
+    """The name a visitor who is not signed in may give; signed in, it shows their Hub name and cannot be changed
+    (`signed_in_name`)."""
     return gr.Textbox(label="Display name (optional: shown on the leaderboard)", max_length=40, elem_id="name",
                       placeholder="anonymous")
+
+
+def signed_in_name(profile: gr.OAuthProfile | None):
+    """The name box for the person on the page: theirs from the Hub, fixed, when signed in; as it was otherwise."""
+    if profile is None:
+        return gr.update()
+    return gr.update(value=profile.username, interactive=False,
+                     label=f"Signed in with Hugging Face as {profile.username} (shown on the leaderboard)")

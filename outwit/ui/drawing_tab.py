@@ -7,23 +7,30 @@ only by the events that need it (assets/page.js). A save goes through the one sa
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import gradio as gr
 
 from outwit.dadc.collect import Judgement, NotFooled
+from outwit.dadc.identity import Visitor, hash_session
 from outwit.dadc.reviews import ReviewError
-from outwit.ml.preprocess import EmptyDrawingError
+from outwit.dadc.store import NO_TARGET
+from outwit.ml import strokes
+from outwit.ml.preprocess import EmptyDrawingError, ink_image
+from outwit.ml.strokes import StrokesError
 from outwit.services import Services
+from outwit.text import quoted
 from outwit.ui import scripts
-from outwit.ui.components import DIGITS, digit_choice, label_value, unreadable, user_error, visitor
+from outwit.ui.challenges import challenge_row, goal_box, hints_section, wire_challenges
+from outwit.ui.components import DIGITS, digit_choice, label_value, person, unreadable, user_error
 from outwit.ui.routes import guess_route, tried_route
 from outwit.ui.sketchpad import BRUSH_RADIUS, CANVAS, sketchpad
 
 
 def drawing_handlers(services: Services):
-    """(predict, flag, list_saved, retract): the tab's handlers, plain functions."""
-    collector, reviews = services.collector, services.reviews
+    """(predict, flag, list_saved, retract, own_saved): the tab's handlers, plain functions."""
+    collector, reviews, config = services.collector, services.reviews, services.config
 
     def judge(drawing: dict | None) -> Judgement:
         """The serving model's reading. EmptyDrawingError when there is no digit (an empty canvas, a dot, a blot);
@@ -46,31 +53,40 @@ def drawing_handlers(services: Services):
         return label_value(judgement.probs)
 
     def flag(drawing: dict | None, digit: int | None, name: str | None = None, sandbox: bool = False,
-             mine: list | None = None, request: gr.Request | None = None):
-        """Save a drawing the model got wrong, with the digit it really is. Returns a status message (and, in
-        the page, this session's saved drawings, which it may retract). In the sandbox nothing is saved."""
+             mine: list | None = None, aim: int | None = NO_TARGET, pen: str | None = None,
+             request: gr.Request | None = None, profile: gr.OAuthProfile | None = None):
+        """Save a drawing the model got wrong, with the digit it really is. `aim`: a targeted challenge ("make it
+        read your 3 as an 8": the 8); `pen`: the strokes the page recorded, with their times. Returns a status
+        message (and, in the page, this visitor's saved drawings, which they may retract). In the sandbox nothing
+        is saved."""
         try:
             judgement = judge(drawing)
         except EmptyDrawingError as err:
             raise user_error(f"Draw a digit first: {err}") from None
         if digit is None or str(digit) not in DIGITS:
             raise user_error("Pick the digit you drew (0–9)")
-        session, user = visitor(request, name)
+        aimed = _aim(aim)
+        who = person(request, name, profile, required=config.require_sign_in and not sandbox)
+        kept = _kept_strokes(pen, drawing)
         try:
-            example = collector.fooling(drawing, int(digit), judgement, session=session, user=user)
+            example = collector.fooling(drawing, int(digit), judgement, session=who.session, user=who.user,
+                                        identity=who.kind, aimed=aimed, strokes=kept)
         except NotFooled as err:
             raise user_error(str(err)) from None
+        except ValueError as err:  # a challenge to read a digit as itself
+            raise user_error(str(err)) from None
         digit, guess = example.label, example.guess
+        challenge = _challenge_words(example)
         if sandbox:
-            return (f"Sandbox: you fooled it (you drew {digit}, the model said {guess}). Nothing was saved; "
-                    "turn the sandbox off to keep the drawings that fool it."), mine or [], ""
+            return (f"Sandbox: you fooled it (you drew {digit}, the model said {guess}).{challenge} Nothing was "
+                    "saved; turn the sandbox off to keep the drawings that fool it."), mine or [], ""
         try:
             saved = collector.save(example)
         except ValueError as err:  # a name that cannot be shown, or the session is at its limit: nothing written
             raise user_error(str(err)) from None
         row, now = saved.row, saved.status
-        mine = [*(mine or []), [f"a {digit} the model read as {guess} ({row['id'][:8]})", row["id"]]]
-        said = f"Saved: you drew {digit}, the model said {guess}."
+        mine = [*(mine or []), [_saved_label(row), row["id"]]]
+        said = f"Saved: you drew {digit}, the model said {guess}.{challenge}"
         if saved.starts_round:
             return (f"{said} That makes {now.retrain_every}: the model is retraining on them now, and the new round "
                     f"shows below in a few seconds ({now.examples.total} in all)."), mine, row["id"]
@@ -78,19 +94,64 @@ def drawing_handlers(services: Services):
                 f"{now.until_next_round} more until the next retrain."), mine, row["id"]
 
     def list_saved(mine: list, last: str):
-        """After a save: this session's saved drawings, the newest picked (what the visitor may retract); the guess
-        and the digit cleared for the next drawing."""
+        """After a save: this visitor's saved drawings, the newest picked (what they may retract); the guess and the
+        digit cleared for the next drawing."""
         return gr.update(choices=[tuple(m) for m in mine], value=last or None), None, None
 
-    def retract(example_id: str | None, request: gr.Request | None = None) -> str:
-        """Take back one of this session's saved drawings: it stays in the log, marked, and is not trained on."""
+    def own_saved(profile: gr.OAuthProfile | None = None):
+        """On opening the page signed in: every drawing this person saved and has not retracted, from any tab,
+        device or replica, to retract later; as it was for anyone else."""
+        if profile is None:
+            return gr.update(), gr.update()
+        me = hash_session(Visitor.of(None, None, profile.username).session)
+        mine = [[_saved_label(row), row["id"]] for row in services.store.rows()
+                if row.get("session") == me and reviews.status(row) != "retracted"]
+        return mine, gr.update(choices=[tuple(m) for m in mine], value=None,
+                               label="Your saved drawings (signed in: from every visit)")
+
+    def retract(example_id: str | None, request: gr.Request | None = None,
+                profile: gr.OAuthProfile | None = None) -> str:
+        """Take back one of your saved drawings (this session's; signed in, any of yours): it stays in the log,
+        marked, and is not trained on."""
         try:
-            reviews.retract(example_id, session=request.session_hash if request else None)
+            reviews.retract(example_id, session=person(request, None, profile).session)
         except ReviewError as err:
             raise user_error(str(err)) from None
         return "Retracted: it stays in the log, marked, and is left out of training and testing."
 
-    return predict, flag, list_saved, retract
+    return predict, flag, list_saved, retract, own_saved
+
+
+def _aim(aim) -> int:
+    if aim is None or aim == "" or aim == NO_TARGET:
+        return NO_TARGET
+    if str(aim) not in DIGITS:
+        raise user_error(f"A challenge's digit is 0–9, or none, not {quoted(aim)}")
+    return int(aim)
+
+
+def _kept_strokes(pen: str | None, drawing) -> str:
+    """The page's strokes as the row keeps them (JSON text), placed on the drawing's own ink; "" when there are
+    none (another tool was used)."""
+    if not pen:
+        return ""
+    try:
+        return json.dumps(strokes.quickdraw(pen, CANVAS, ink_image(drawing), BRUSH_RADIUS), separators=(",", ":"))
+    except StrokesError as err:
+        raise user_error(f"The pen strokes sent with the drawing can't be read: {err}") from None
+
+
+def _challenge_words(example) -> str:
+    if example.aimed == NO_TARGET:
+        return ""
+    if example.target != NO_TARGET:
+        return f" Challenge met: it read your {example.label} as a {example.target}!"
+    return (f" Not the {example.aimed} you aimed for, so it counts as a plain fooling drawing "
+            "(the challenge stays on).")
+
+
+def _saved_label(row: dict) -> str:
+    return f"a {row['label']} the model read as {row['guess']} ({row['id'][:8]})"
 
 
 @dataclass(frozen=True)
@@ -99,13 +160,15 @@ class DrawingEvents:
 
     saved: gr.events.Dependency  # runs after a save (and the canvas cleared), whether it was refused or not
     retracted: gr.events.Dependency  # chain with .success: after a retraction that was taken
+    own: tuple  # (handler, outputs): on the page's load, a signed-in person's saved drawings
     routes: list  # the plain routes the tab's page script calls: the quick guess, an attempt counted
 
 
 def drawing_tab(services: Services, name: gr.Textbox, sandbox: gr.Checkbox) -> DrawingEvents:
     """The tab's layout and wiring; call inside a `gr.Tab`; `name` and `sandbox` are the page's."""
-    predict, flag, list_saved, retract = drawing_handlers(services)
-    mine = gr.State([])  # this session's saved drawings: [label, id] pairs it may retract
+    predict, flag, list_saved, retract, own_saved = drawing_handlers(services)
+    mine = gr.State([])  # this visitor's saved drawings: [label, id] pairs they may retract
+    goal_box(services)
     with gr.Row():
         with gr.Column():
             sketch = sketchpad("sketchpad", "Draw a digit")
@@ -113,29 +176,35 @@ def drawing_tab(services: Services, name: gr.Textbox, sandbox: gr.Checkbox) -> D
         with gr.Column():
             guess = gr.Label(num_top_classes=3, label="The model's guess", elem_id="guess")
             digit = digit_choice("digit")
+            aim, suggest, challenge = challenge_row()
             save = gr.Button("The model was wrong: save it", variant="primary", elem_id="save")
             message = gr.Markdown(elem_id="flag-message")
     # What the page's script clicks when the pen lifts: the quick guess (client-side: it asks the plain route), or,
     # once another tool than the brush was used, the editor's own guess.
     quick = gr.Button("guess", visible="hidden", elem_id="quick-guess")
     editor_guess = gr.Button("guess the drawing", visible="hidden", elem_id="editor-guess")
+    pen = gr.Textbox(visible=False, elem_id="pen")  # the strokes, set by the save's client-side step
     with gr.Row():
         saved = gr.Dropdown(label="Your saved drawings this session", choices=[], elem_id="mine",
                             allow_custom_value=True, scale=3)  # an API client sends an id
         retract_button = gr.Button("Retract it", size="sm", elem_id="retract", scale=1)
     retract_message = gr.Markdown(elem_id="retract-message")
     saved_id = gr.Textbox(visible=False, elem_id="saved-id")  # the last save's id, for API clients
+    hints_section(services)
 
     quick.click(None, guess, guess, js=scripts.QUICK_GUESS, show_progress="hidden")
     editor_guess.click(predict, sketch, guess, api_name="predict", trigger_mode="always_last", show_progress="hidden",
                        queue=False)
-    sketch.clear(None, sandbox, guess, js=scripts.CLEARED)  # an attempt counted on the plain route /outwit/tried
+    # an attempt counted on the plain route /outwit/tried, with the digit read and the challenge on
+    sketch.clear(None, [sandbox, aim], guess, js=scripts.CLEARED)
     clear.click(None, js=scripts.clear_canvas("sketchpad"))
-    saving = save.click(flag, [sketch, digit, name, sandbox, mine], [message, mine, saved_id], api_name="flag")
+    saving = save.click(flag, [sketch, digit, name, sandbox, mine, aim, pen], [message, mine, saved_id],
+                        api_name="flag", js=scripts.WITH_STROKES)
     after_save = saving.success(list_saved, [mine, saved_id], [saved, guess, digit], api_visibility="private").then(
         None, js=scripts.CLEAR_SAVED)
     retracting = retract_button.click(retract, saved, retract_message, api_name="retract")
+    wire_challenges(services, suggest, [digit, aim, challenge])
     shown_as = lambda probs: guess.postprocess(label_value(probs)).model_dump()  # noqa: E731 - as the Label sends it
     quick_route = guess_route(services.predictor.predict, shown_as, CANVAS, BRUSH_RADIUS)
-    return DrawingEvents(saved=after_save, retracted=retracting,
+    return DrawingEvents(saved=after_save, retracted=retracting, own=(own_saved, [mine, saved]),
                          routes=[quick_route, tried_route(services.collector.tried)])

@@ -17,7 +17,7 @@ from outwit.services import Services
 from outwit.ui import scripts
 from outwit.ui.admin_tab import admin_tab
 from outwit.ui.attack_tab import machine_adversary_tab
-from outwit.ui.components import display_name_box
+from outwit.ui.components import display_name_box, signed_in_name
 from outwit.ui.drawing_tab import drawing_tab
 from outwit.ui.http_limits import BodyLimit
 from outwit.ui.panel import how_it_works, panel_handlers, status_panel
@@ -40,6 +40,12 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
                 name = display_name_box()
             with gr.Column(scale=2, min_width=240):
                 sandbox = gr.Checkbox(label="Sandbox: play without saving anything", elem_id="sandbox")
+            if config.sign_in == "on":  # Gradio adds /login/huggingface and /logout (mocked off a Space)
+                with gr.Column(scale=2, min_width=240):
+                    gr.LoginButton(elem_id="login")
+                    if config.require_sign_in:
+                        gr.Markdown("Sign in to save drawings and to vote: anyone may draw and play.",
+                                    elem_id="sign-in-needed")
         with gr.Tabs():
             with gr.Tab("Fool it by drawing", id="draw"):
                 drawing = drawing_tab(services, name, sandbox)
@@ -64,6 +70,9 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         panel_refresh.click(refresh, seen_round, shows, show_progress="hidden", **sent)
         gr.Timer(PANEL_TICK_SECONDS).tick(None, js=scripts.PANEL_TICK)
         demo.load(refresh, seen_round, shows, **sent)
+        if config.sign_in == "on":  # a signed-in person: their Hub name, and their saved drawings from every visit
+            demo.load(signed_in_name, None, name, api_visibility="private")
+            demo.load(drawing.own[0], None, drawing.own[1], api_visibility="private")
         demo.load(None, js=scripts.SELECT_BRUSH)
         demo.load(None, js=scripts.RECORD_STROKES)
         demo.load(None, js=scripts.label_elements())  # names for the canvases and plots, for screen readers

@@ -76,9 +76,16 @@ def review_line(reviews: Reviews) -> str:
     if not reviews.required and not reviews.any_events:
         return ""
     counts = reviews.counts()
-    needed = f"{reviews.required} agreeing votes" if reviews.required else "the flag alone (trusted)"
+    needed = (f"{reviews.required} agreeing votes (a split vote asks for more, up to {reviews.limit})"
+              if reviews.required else "the flag alone (trusted)")
     return (f"\n- Validation: {counts['validated']} validated, {counts['pending']} waiting, {counts['rejected']} "
             f"voted incorrect, {counts['retracted']} retracted; an example is trained on after {needed}")
+
+
+def goal_line(reviews: Reviews) -> str:
+    """The owner's goal for the round, when there is one."""
+    goal = reviews.goal()
+    return f"\n- This round's goal: **{goal}**" if goal else ""
 
 
 def robust_line(robust: Accuracy | None) -> str:
@@ -213,7 +220,7 @@ class SharedPanel:
         status = services.status()
         gallery_size, store, reviews = services.config.gallery_size, services.store, services.reviews
         shown = [row for row in store.latest(4 * gallery_size) if reviews.shown(row)][:gallery_size]
-        summary = summary_markdown(status) + review_line(reviews)
+        summary = summary_markdown(status) + review_line(reviews) + goal_line(reviews)
         accuracy, digits = (_split(update) for update in plot_updates(status))
         keys = [summary, (accuracy[1].to_json(), status.worker.round, status.worker.training, accuracy[0]),
                 (digits[1].to_json(), digits[0]), tuple(row["id"] for row in shown)]

@@ -8,10 +8,18 @@ from pathlib import Path
 import gradio as gr
 
 from outwit.dadc.reviews import REPORT_REASONS, ReviewError
-from outwit.dadc.standings import LEADERBOARD_COLUMNS, ROUND_COLUMNS, leaderboard, round_zip, rounds_table
+from outwit.dadc.standings import (
+    LEADERBOARD_COLUMNS,
+    PAIR_COLUMNS,
+    ROUND_COLUMNS,
+    leaderboard,
+    pair_rates,
+    round_zip,
+    rounds_table,
+)
 from outwit.services import Services
 from outwit.text import quoted
-from outwit.ui.components import digit_choice, user_error, visitor
+from outwit.ui.components import digit_choice, person, user_error, visitor
 
 NOTHING_TO_VALIDATE = "Nothing to validate right now: every example is decided, yours, or already voted on by you."
 
@@ -19,23 +27,28 @@ NOTHING_TO_VALIDATE = "Nothing to validate right now: every example is decided, 
 def validation_handlers(services: Services):
     store, reviews = services.store, services.reviews
 
-    def next_example(name: str | None, request: gr.Request | None = None):
+    def next_example(name: str | None, request: gr.Request | None = None, profile: gr.OAuthProfile | None = None):
         """The next example this visitor may validate: its image, the question, its id ("" when there is none)."""
-        session, user = visitor(request, name)
-        queue = reviews.queue(session, user)
+        who = person(request, name, profile)
+        queue = reviews.queue(who.session, who.user)
         if not queue:
             return None, NOTHING_TO_VALIDATE, ""
         row = queue[0]
         needed = max(reviews.required, 1)
+        standing = reviews.standing(row["id"])
+        split = (f" The votes so far are split ({standing.correct} yes, {standing.incorrect} no): it needs "
+                 f"{needed} more on one side than the other." if standing.correct and standing.incorrect else "")
         question = (f"### Is this a **{row['label']}**?\nThe person who drew it says so; the model said "
                     f"{row['guess']}. {len(queue)} waiting; an example is decided after {needed} agreeing "
-                    f"vote{'s' if needed > 1 else ''}.")
+                    f"vote{'s' if needed > 1 else ''}, and a split vote asks for more (at most "
+                    f"{reviews.limit}).{split}")
         return str(store.path_of(row)), question, row["id"]
 
-    def vote(example_id: str, verdict: str, digit: int | None, name: str | None, request: gr.Request | None = None):
-        session, user = visitor(request, name)
+    def vote(example_id: str, verdict: str, digit: int | None, name: str | None, request: gr.Request | None = None,
+             profile: gr.OAuthProfile | None = None):
+        who = person(request, name, profile, required=services.config.require_sign_in, to="vote")
         try:
-            standing = reviews.vote(example_id, verdict, session=session, user=user,
+            standing = reviews.vote(example_id, verdict, session=who.session, user=who.user,
                                     digit=None if digit is None else int(digit))
         except (ReviewError, ValueError) as err:
             raise user_error(str(err)) from None
@@ -87,8 +100,9 @@ def validate_tab(services: Services, name: gr.Textbox) -> gr.Tab:
 
 
 def _with_verdict(vote, verdict: str):
-    def vote_with(example_id: str, digit: int | None, name: str | None, request: gr.Request | None = None):
-        return vote(example_id, verdict, digit, name, request)
+    def vote_with(example_id: str, digit: int | None, name: str | None, request: gr.Request | None = None,
+                  profile: gr.OAuthProfile | None = None):
+        return vote(example_id, verdict, digit, name, request, profile)
 
     vote_with.__doc__ = f"Vote '{verdict}' on an example (digit: what it really is, when incorrect)."
     return vote_with
@@ -102,7 +116,7 @@ def rounds_tab(services: Services) -> gr.Tab:
         """One row per round, newest first, and the leaderboard."""
         status = worker.status()
         return (rounds_table(worker.history.records, store, reviews, status.error_rate.attempts, services.tries),
-                leaderboard(store, reviews))
+                pair_rates(services.tries), leaderboard(store, reviews))
 
     def round_choices():
         served = worker.history.served_rounds()[::-1]  # the newest first
@@ -124,16 +138,22 @@ def rounds_tab(services: Services) -> gr.Tab:
     with gr.Tab("Rounds", id="rounds", elem_id="rounds-tab") as tab:
         gr.Markdown("**MER**, the model error rate: drawings that fooled the round's model, of the drawings it was "
                     "tried on. **vMER** counts only those other people validated. *rejected*: voted not the "
-                    "labelled digit; *retracted*: taken back by their author (both of the fooling drawings).")
+                    "labelled digit; *retracted*: taken back by their author (both of the fooling drawings). "
+                    "**Validators' κ**: Fleiss' kappa over the examples two or more people voted on (1: they all "
+                    "agree; 0: no more than chance).")
         rounds = gr.Dataframe(headers=ROUND_COLUMNS, interactive=False, elem_id="rounds-table", wrap=True)
         with gr.Row():
             which = gr.Dropdown(choices=[0], value=0, label="Round", elem_id="round-pick", scale=1,
                                 allow_custom_value=True)  # the page's choices follow the rounds; the API names any
             make_zip = gr.Button("Download its examples (zip)", elem_id="round-download", scale=1)
             archive = gr.File(label="Examples that fooled that round's model", elem_id="round-zip", scale=2)
-        gr.Markdown("### Leaderboard\nPeople who gave a display name, by fooling drawings that others validated.")
+        gr.Markdown("### Targeted challenges\nPer round, the attempts at making the model read one digit as another "
+                    "(\"a 3 read as 8\"), and how many met it: the challenge's error rate.")
+        pairs = gr.Dataframe(headers=PAIR_COLUMNS, interactive=False, elem_id="pair-rates")
+        gr.Markdown("### Leaderboard\nPeople signed in with Hugging Face or who gave a display name, by fooling "
+                    "drawings that others validated.")
         board = gr.Dataframe(headers=LEADERBOARD_COLUMNS, interactive=False, elem_id="leaderboard")
-    tab.select(tables, None, [rounds, board], api_name="rounds", queue=False).then(
+    tab.select(tables, None, [rounds, pairs, board], api_name="rounds", queue=False).then(
         round_choices, None, which, api_visibility="private", queue=False)
     make_zip.click(download, which, archive, api_name="round_examples")
     return tab

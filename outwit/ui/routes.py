@@ -12,6 +12,7 @@ quick guess's client-side event, which sets the Label as Gradio sets any output.
 """
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from outwit.dadc.store import NO_TARGET
 from outwit.ml import strokes
 from outwit.ml.preprocess import EmptyDrawingError
 from outwit.ml.strokes import StrokesError
@@ -54,11 +56,24 @@ def panel_route(versions: Callable[[], dict]) -> Route:
     return Route(PANEL_PATH, endpoint, methods=["GET"])
 
 
-def tried_route(tried: Callable[[], None]) -> Route:
-    """`tried`: count one more attempt (outwit.dadc.collect.Collector.tried)."""
+def tried_route(tried: Callable[..., None]) -> Route:
+    """`tried(guess, aimed)`: count one more attempt (outwit.dadc.collect.Collector.tried). The body, when there is
+    one: {"guess": the digit the model read, "aim": the challenge's digit or -1}; what is not a digit is left out."""
 
     async def endpoint(request: Request) -> JSONResponse:
-        tried()
+        body = await request.body()
+        try:
+            sent = json.loads(body) if body else {}
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            return JSONResponse({"error": "The body is not JSON: {\"guess\": digit, \"aim\": digit or -1}"},
+                                status_code=400)
+        sent = sent if isinstance(sent, dict) else {}
+        guess, aim = _digit(sent.get("guess")), _digit(sent.get("aim"))
+        tried(guess, NO_TARGET if aim is None else aim)
         return JSONResponse({"counted": True})
 
     return Route(TRIED_PATH, endpoint, methods=["POST"])
+
+
+def _digit(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9 else None

@@ -16,7 +16,8 @@ PAGE_CSS = ASSETS / "page.css"
 SELECT_BRUSH = "() => window.outwit.selectBrush()"  # each canvas's brush picked, once it is on the page
 RECORD_STROKES = "() => window.outwit.recordStrokes()"  # the strokes the quick guess sends
 QUICK_GUESS = "(shown) => window.outwit.quickGuess(shown)"  # the guess for the strokes: the Label's new value
-CLEARED = "(sandbox) => window.outwit.cleared(sandbox)"  # an attempt counted if a guess was shown; the guess cleared
+CLEARED = "(sandbox, aim) => window.outwit.cleared(sandbox, aim)"  # an attempt counted if a guess was shown; cleared
+WITH_STROKES = "(...args) => window.outwit.withStrokes(args)"  # a save's inputs, the last one the strokes recorded
 PANEL_TICK = "() => window.outwit.panelTick()"  # the panel's parts asked for only when they changed
 CLEAR_SAVED = "() => window.outwit.clearSaved()"  # after a save: cleared, and not one more attempt
 

@@ -96,11 +96,12 @@ def test_the_rounds_page_lists_rounds_the_leaderboard_and_a_rounds_zip(served, f
     _, example_id = _flag(client, fooling[1], tmp_path / "a", name="Lin")
     voter.predict(example_id, None, "", api_name="/vote_correct")
     assert services.worker.wait_idle(60)
-    rounds, board = client.predict(api_name="/rounds")
+    rounds, pairs, board = client.predict(api_name="/rounds")
     assert rounds["headers"][:4] == ["round", "status", "model", "examples"]
     assert rounds["data"][-1][:3] == [0, "base", "base model"]
     lin = next(row for row in board["data"] if row[1] == "Lin")
-    assert lin[2:] == [1, 1, 0]  # one validated fooling drawing, none rejected
+    assert lin[2:] == ["display name", 1, 1, 0, 0]  # one validated fooling drawing, not targeted, none rejected
+    assert pairs["headers"] == ["round", "challenge", "attempts", "met", "error rate"]
     archive = client.predict(0, api_name="/round_examples")
     listed = zipfile.ZipFile(archive).namelist()
     assert "round-0000/train/metadata.jsonl" in listed and any(n.endswith(".png") for n in listed)

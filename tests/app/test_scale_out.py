@@ -65,7 +65,7 @@ def lease_on_hub(hub) -> LeaseState | None:
 
 def round_zero(app: AppProcess) -> list:
     """Round 0's row of the Rounds tab: round, status, model, examples, tried, MER, vMER, rejected, ..."""
-    rounds, _ = Client(app.url, verbose=False).predict(api_name="/rounds")
+    rounds, _, _ = Client(app.url, verbose=False).predict(api_name="/rounds")
     return next(row for row in rounds["data"] if row[0] == 0)
 
 

@@ -5,16 +5,13 @@ five states: first load, a guess, a save, retraining, a round landed. At each th
 read and that nothing runs off the side of the screen, and keeps a screenshot: under tests/artifacts/, or under
 docs/screens/ when OUTWIT_SCREENSHOTS=docs (`make screenshots`: the README shows those).
 """
-import os
 import threading
 
 import pytest
-from PIL import Image
 
 from outwit.config import Config
 from outwit.sim.browser import draw, draw_by_touch
-from tests.pages import LAPTOP, keep, opened, ready_again, wait_for_guess
-from tests.paths import ROOT
+from tests.pages import LAPTOP, opened, ready_again, shoot, wait_for_guess
 from tests.running_app import running_app
 
 PHONE = {"width": 390, "height": 844}
@@ -26,20 +23,6 @@ VIEWS = {
 # The accuracy plot (Vega, drawn as SVG) has a tick for round 1: one tick per round, and the landed round is on it.
 ROUND_ONE_ON_THE_PLOT = """() => [...document.querySelectorAll('#accuracy-plot svg text')]
   .some((text) => text.textContent.trim() === '1')"""
-DOCS = ROOT / "docs" / "screens"
-
-
-def shoot(page, view: str, state: str) -> None:
-    """A full-page screenshot of one state. For docs/ it is reduced to 256 colours: 40% of the bytes in git."""
-    if os.environ.get("OUTWIT_SCREENSHOTS") != "docs":
-        keep(page, f"{view}-{state}.png")
-        return
-    DOCS.mkdir(parents=True, exist_ok=True)
-    path = DOCS / f"{view}-{state}.png"
-    page.screenshot(path=str(path), full_page=True)
-    with Image.open(path) as shot:
-        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    small.save(path, optimize=True)
 
 
 def fits_the_screen(page) -> None:

@@ -57,7 +57,7 @@
     const point = (event, canvas) => {
       const box = canvas.getBoundingClientRect();
       state.width = box.width; state.height = box.height;
-      return [event.clientX - box.left, event.clientY - box.top];
+      return [event.clientX - box.left, event.clientY - box.top, Math.round(performance.now())];  // t: ms
     };
     document.addEventListener('pointerdown', (event) => {
       const canvas = canvasOf(event);
@@ -97,6 +97,9 @@
     if (!state || state.off || !state.strokes.length) return '';
     return JSON.stringify({width: state.width, height: state.height, strokes: state.strokes});
   };
+  // What a save sends with the drawing: its strokes with their times, which the row keeps (Quick, Draw!'s format,
+  // outwit/ml/strokes.py); nothing once another tool than the brush was used (they no longer make the drawing).
+  outwit.withStrokes = (args) => [...args.slice(0, -1), outwit.strokesPayload()];
   // The quick guess's event (client-side): the guess for the strokes so far, as the Label takes it. Answers that come
   // back out of order give way to the newest.
   let asked = 0, newest = null;
@@ -123,9 +126,12 @@
     return !!document.querySelector('#guess [data-testid="label-output-value"]');
   };
   // The editor's clear event (client-side): one more attempt that did not fool, counted on the plain route
-  // /outwit/tried, when the drawing cleared was guessed (not in the sandbox, not after a save); the guess cleared.
-  outwit.cleared = (sandbox) => {
-    if (outwit.guessShown() && !sandbox) fetch(route('/outwit/tried'), {method: 'POST'}).catch(() => {});
+  // /outwit/tried with the digit the model read and the challenge on, when the drawing cleared was guessed (not in
+  // the sandbox, not after a save); the guess cleared.
+  outwit.cleared = (sandbox, aim) => {
+    const read = document.querySelector('#guess [data-testid="label-output-value"]')?.textContent?.trim();
+    const body = JSON.stringify({guess: /^[0-9]$/.test(read || '') ? Number(read) : null, aim: aim ?? -1});
+    if (outwit.guessShown() && !sandbox) fetch(route('/outwit/tried'), {method: 'POST', body}).catch(() => {});
     return {};  // an empty Label, as Gradio sends None (null would be taken as no change)
   };
 
