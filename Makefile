@@ -1,7 +1,7 @@
 # make run   creates .venv, installs the app's packages and serves it on port 7860.
 # make test  also installs the test packages and Debian's Chromium, checks the code with ruff, runs the whole suite.
 # make test-fast  ruff and the unit tests alone (tests/unit/: no app over HTTP, no browser), to iterate with.
-# make screenshots  the page at each state on a laptop, a phone and in dark mode, into docs/screens/.
+# make screenshots  the page at each state on a laptop, a phone and in dark mode, and issue 27's people features, into docs/screens/.
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip --disable-pip-version-check -q
@@ -22,9 +22,9 @@ test-fast: install-test lint
 lint: install-test
 	$(VENV)/bin/ruff check .
 
-# The page tour's screenshots (tests/browser/test_page_tour.py), written to docs/screens/ for the README.
+# The page tour's and the people features' screenshots (tests/browser/), written to docs/screens/ for the README.
 screenshots: install-test chromium
-	OUTWIT_SCREENSHOTS=docs $(PYTHON) -m pytest -q -p no:randomly tests/browser/test_page_tour.py
+	OUTWIT_SCREENSHOTS=docs $(PYTHON) -m pytest -q -p no:randomly tests/browser/test_page_tour.py tests/browser/test_people.py
 
 bench: install
 	$(PYTHON) -m bench.predict

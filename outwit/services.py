@@ -87,7 +87,7 @@ def start_services(config: Config) -> Services:
     restored = restore_or_none(api, config.dataset_repo, config.data_dir) if api else None
     store = AdversarialStore(config.store_dir, shard=shard, holdout_every=config.holdout_every,
                              session_limit=config.flags_per_session)
-    reviews = Reviews(config.reviews_dir, store, required=config.votes_required, limit=config.votes_limit,
+    reviews = Reviews(config.reviews_dir, store, required=config.votes_required, limit=config.votes_cap,
                       trust=config.validator_trust, goal=config.round_goal)
     tries = Tries(config.tries_dir, shard, lock=store.lock)
     history = History(config.rounds_dir / shard / "rounds.jsonl", lock=store.lock)

@@ -8,9 +8,23 @@ import gradio as gr
 from outwit.dadc.store import NO_TARGET
 from outwit.ml.metrics import percent
 from outwit.services import Services
-from outwit.ui.components import DIGITS
+from outwit.text import quoted
+from outwit.ui.components import DIGITS, user_error
 
 AIMS = [("any wrong digit (no challenge)", NO_TARGET), *[(d, int(d)) for d in DIGITS]]
+
+
+class AimDropdown(gr.Dropdown):
+    """The challenge's digit; anything else (12, "eight") is refused with the page's own words."""
+
+    def get_block_name(self) -> str:
+        return "dropdown"
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise user_error(f"A challenge's digit is 0–9, or -1 for none, not {quoted(payload)}") from None
 
 
 def challenge_handlers(services: Services):
@@ -58,7 +72,7 @@ def hints_handler(services: Services):
 def challenge_row() -> tuple[gr.Dropdown, gr.Button, gr.Markdown]:
     """The challenge picker, its "suggest" button and its words; call inside the drawing tab's column."""
     with gr.Row():
-        aim = gr.Dropdown(AIMS, value=NO_TARGET, label="Targeted challenge: make it read your drawing as",
+        aim = AimDropdown(AIMS, value=NO_TARGET, label="Targeted challenge: make it read your drawing as",
                           elem_id="aim", scale=3)
         suggest = gr.Button("Suggest one", size="sm", elem_id="suggest", scale=1)
     challenge = gr.Markdown(elem_id="challenge")

@@ -59,6 +59,7 @@ def drawing_handlers(services: Services):
         read your 3 as an 8": the 8); `pen`: the strokes the page recorded, with their times. Returns a status
         message (and, in the page, this visitor's saved drawings, which they may retract). In the sandbox nothing
         is saved."""
+        who = person(request, name, profile, required=config.require_sign_in and not sandbox)  # said first
         try:
             judgement = judge(drawing)
         except EmptyDrawingError as err:
@@ -66,7 +67,6 @@ def drawing_handlers(services: Services):
         if digit is None or str(digit) not in DIGITS:
             raise user_error("Pick the digit you drew (0–9)")
         aimed = _aim(aim)
-        who = person(request, name, profile, required=config.require_sign_in and not sandbox)
         kept = _kept_strokes(pen, drawing)
         try:
             example = collector.fooling(drawing, int(digit), judgement, session=who.session, user=who.user,

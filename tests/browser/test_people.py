@@ -92,7 +92,9 @@ def test_1_sign_in_with_hugging_face_anonymous_and_signed_in(signed_app, browser
     wait_for_guess(anonymous, 7)
     anonymous.locator('#digit [data-testid="1-radio-label"]').click()
     anonymous.locator("#save").click()
-    anonymous.get_by_text("Sign in with Hugging Face to save drawings").first.wait_for(timeout=30_000)
+    toast = anonymous.get_by_test_id("toast-body").first
+    toast.wait_for(timeout=60_000)
+    assert "Sign in with Hugging Face to save drawings" in toast.inner_text()
     assert services.store.counts().added == before  # refused: nothing written
     shoot(anonymous, "people", "1-anonymous")
 

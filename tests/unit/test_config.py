@@ -84,3 +84,40 @@ def test_round_runners_other_than_local_need_the_hub_and_a_lease_longer_than_thr
     with pytest.raises(ConfigError, match="RUNNER_LEASE='2.0' must be at least 3 × SYNC_EVERY"):
         Config.from_env({**hub, "ROUND_RUNNER": "replica", "SYNC_EVERY": "1", "RUNNER_LEASE": "2"})
     assert Config.from_env({"SYNC_EVERY": "60"}).runner_lease == 10  # no lease taken: no rule
+
+
+def test_sign_in_is_on_where_the_space_has_an_oauth_app_and_can_be_forced():
+    assert Config.from_env({}).sign_in == "off"
+    assert Config.from_env({"OAUTH_CLIENT_ID": "abc"}).sign_in == "on"  # a Space with `hf_oauth: true`
+    assert Config.from_env({"OAUTH_CLIENT_ID": "abc", "SIGN_IN": "off"}).sign_in == "off"
+    assert Config.from_env({"SIGN_IN": "on", "HF_TOKEN": "hf_x"}).sign_in == "on"  # Gradio's mock, as that account
+    with pytest.raises(ConfigError, match="SIGN_IN='on' off a Space needs HF_TOKEN"):
+        Config.from_env({"SIGN_IN": "on"})
+    with pytest.raises(ConfigError, match="SIGN_IN='maybe' must be auto, on or off"):
+        Config.from_env({"SIGN_IN": "maybe"})
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True), ("0", False),
+                                             ("off", False)])
+def test_require_sign_in_is_a_yes_or_no(value, expected):
+    config = Config.from_env({"REQUIRE_SIGN_IN": value, "OAUTH_CLIENT_ID": "abc"})
+    assert config.require_sign_in is expected
+
+
+@pytest.mark.parametrize("environ, words", [
+    ({"REQUIRE_SIGN_IN": "sure", "OAUTH_CLIENT_ID": "abc"}, "REQUIRE_SIGN_IN='sure' is not one of 1, true"),
+    ({"REQUIRE_SIGN_IN": "1"}, "REQUIRE_SIGN_IN='True' must be off while SIGN_IN is off"),
+    ({"VOTES_REQUIRED": "3", "VOTES_LIMIT": "2"}, "VOTES_LIMIT='2' must be 0"),
+    ({"VALIDATOR_TRUST": "1"}, "VALIDATOR_TRUST='1.0' must be from 0 (off) to below 1"),
+    ({"ROUND_GOAL": "x" * 121}, "ROUND_GOAL="),
+])
+def test_bad_people_settings_are_named(environ, words):
+    with pytest.raises(ConfigError) as err:
+        Config.from_env(environ)
+    assert words in str(err.value)
+
+
+def test_the_votes_limit_defaults_to_twice_the_votes_and_one():
+    assert Config.from_env({"VOTES_REQUIRED": "3"}).votes_cap == 7
+    assert Config.from_env({"VOTES_REQUIRED": "3", "VOTES_LIMIT": "4"}).votes_cap == 4
+    assert Config.from_env({"ROUND_GOAL": "fool it with 4s"}).round_goal == "fool it with 4s"
