@@ -80,3 +80,8 @@ def signed_in_name(profile: gr.OAuthProfile | None):
         return gr.update()
     return gr.update(value=profile.username, interactive=False,
                      label=f"Signed in with Hugging Face as {profile.username} (shown on the leaderboard)")
+
+
+def shown_until_signed_in(profile: gr.OAuthProfile | None):
+    """A note for people not signed in (REQUIRE_SIGN_IN's), hidden once they are."""
+    return gr.update(visible=profile is None)

@@ -17,7 +17,7 @@ from outwit.services import Services
 from outwit.ui import scripts
 from outwit.ui.admin_tab import admin_tab
 from outwit.ui.attack_tab import machine_adversary_tab
-from outwit.ui.components import display_name_box, signed_in_name
+from outwit.ui.components import display_name_box, shown_until_signed_in, signed_in_name
 from outwit.ui.drawing_tab import drawing_tab
 from outwit.ui.http_limits import BodyLimit
 from outwit.ui.panel import how_it_works, panel_handlers, status_panel
@@ -40,12 +40,13 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
                 name = display_name_box()
             with gr.Column(scale=2, min_width=240):
                 sandbox = gr.Checkbox(label="Sandbox: play without saving anything", elem_id="sandbox")
+            needed = None
             if config.sign_in == "on":  # Gradio adds /login/huggingface and /logout (mocked off a Space)
                 with gr.Column(scale=2, min_width=240):
                     gr.LoginButton(elem_id="login")
                     if config.require_sign_in:
-                        gr.Markdown("Sign in to save drawings and to vote: anyone may draw and play.",
-                                    elem_id="sign-in-needed")
+                        needed = gr.Markdown("Sign in to save drawings and to vote: anyone may draw and play.",
+                                             elem_id="sign-in-needed")
         with gr.Tabs():
             with gr.Tab("Fool it by drawing", id="draw"):
                 drawing = drawing_tab(services, name, sandbox)
@@ -72,6 +73,8 @@ def build_demo(config: Config, services: Services) -> gr.Blocks:
         demo.load(refresh, seen_round, shows, **sent)
         if config.sign_in == "on":  # a signed-in person: their Hub name, and their saved drawings from every visit
             demo.load(signed_in_name, None, name, api_visibility="private")
+            if needed is not None:
+                demo.load(shown_until_signed_in, None, needed, api_visibility="private")
             demo.load(drawing.own[0], None, drawing.own[1], api_visibility="private")
         demo.load(None, js=scripts.SELECT_BRUSH)
         demo.load(None, js=scripts.RECORD_STROKES)

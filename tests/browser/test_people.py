@@ -103,6 +103,7 @@ def test_1_sign_in_with_hugging_face_anonymous_and_signed_in(signed_app, browser
     laptop.wait_for_function("() => document.querySelector('#name input, #name textarea')?.value === 'ada-lovelace'",
                              timeout=30_000)
     assert name.is_disabled()  # the Hub name, not a name to type
+    laptop.locator("#sign-in-needed").wait_for(state="hidden", timeout=30_000)
     save(laptop, 7, 1)
     ready_again(laptop)
     save(laptop, 7, 4)
