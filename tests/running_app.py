@@ -1,9 +1,14 @@
-"""The app served on a free loopback port for a test module, as `python app.py` serves it."""
+"""The app served on a free loopback port for a test module, as `python app.py` serves it; and Gradio's sign-in mock
+made to work here."""
 import contextlib
 import dataclasses
 
+import huggingface_hub.hf_api
+import pytest
+
 from outwit.config import Config
 from outwit.services import start_services
+from outwit.sim.hub_server import FakeHub
 from outwit.ui.page import build_demo, launch
 
 
@@ -24,3 +29,19 @@ def running_app(config: Config, *, measured: bool = False):
     finally:
         services.worker.stop()
         demo.close()
+
+
+@contextlib.contextmanager
+def hub_sign_in_mock():
+    """What an app with SIGN_IN=on needs off a Space, where Gradio mocks the sign-in as the account of the machine's
+    token: a token (HF_TOKEN), and a Hub to say whose it is (`huggingface_hub.whoami`, which Gradio calls: the local
+    Hub, whose account is `FakeHub.account`). Yields the local Hub."""
+    hub = FakeHub().start()
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HF_TOKEN", "hf_local_token")
+    patch.setattr(huggingface_hub.hf_api.api, "endpoint", hub.endpoint)
+    try:
+        yield hub
+    finally:
+        patch.undo()
+        hub.stop()

@@ -4,7 +4,6 @@ strokes a save sends; the round goal and the validators for the admin; an attemp
 import json
 
 import httpx
-import huggingface_hub.hf_api
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
@@ -12,27 +11,18 @@ from gradio_client.exceptions import AppError
 from outwit.config import Config, Secret
 from outwit.dadc.store import NO_TARGET
 from outwit.sim.drawings import client_payload, draw_sketch, fooling_examples, stroke_points
-from outwit.sim.hub_server import FakeHub
 from outwit.ui.sketchpad import CANVAS
-from tests.running_app import running_app
+from tests.running_app import hub_sign_in_mock, running_app
 
 PASSWORD = "api-admin"
 
 
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory):
-    hub = FakeHub().start()
-    patch = pytest.MonkeyPatch()
-    patch.setenv("HF_TOKEN", "hf_local_token")  # Gradio's sign-in mock asks the (local) Hub whose token it is
-    patch.setattr(huggingface_hub.hf_api.api, "endpoint", hub.endpoint)
     root = tmp_path_factory.mktemp("people-api-signed")
     config = Config(data_dir=root / "data", mnist_data="sample", sign_in="on", require_sign_in=True)
-    try:
-        with running_app(config) as served:
-            yield served
-    finally:
-        patch.undo()
-        hub.stop()
+    with hub_sign_in_mock(), running_app(config) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ keeps of a drawing made in the page. Each test keeps a screenshot (docs/screens/
 import json
 
 import datasets
-import huggingface_hub.hf_api
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,10 +15,9 @@ from outwit.dadc.store import NO_TARGET
 from outwit.ml.strokes import rasterise
 from outwit.sim.browser import draw
 from outwit.sim.drawings import draw_sketch
-from outwit.sim.hub_server import FakeHub
 from outwit.ui.sketchpad import BRUSH_RADIUS, CANVAS
 from tests.pages import LAPTOP, opened, ready_again, shoot, wait_for_guess
-from tests.running_app import running_app
+from tests.running_app import hub_sign_in_mock, running_app
 
 PASSWORD = "admin-for-the-test"
 HUB_NAME = "ada-lovelace"  # the local Hub's account, whom Gradio's mock signs everyone in as
@@ -29,19 +27,11 @@ HUB_NAME = "ada-lovelace"  # the local Hub's account, whom Gradio's mock signs e
 def signed_app(tmp_path_factory):
     """Sign-in on and required, two agreeing votes, doubted validators, an Admin tab. Off a Space Gradio mocks the
     sign-in with the account of the machine's token (HF_TOKEN), which it asks the Hub about: the local Hub here."""
-    hub = FakeHub().start()
-    patch = pytest.MonkeyPatch()
-    patch.setenv("HF_TOKEN", "hf_local_token")
-    patch.setattr(huggingface_hub.hf_api.api, "endpoint", hub.endpoint)  # Gradio calls huggingface_hub.whoami
     root = tmp_path_factory.mktemp("people-signed")
     config = Config(data_dir=root / "data", mnist_data="sample", sign_in="on", require_sign_in=True,
                     votes_required=2, validator_trust=0.6, admin_password=Secret(PASSWORD))
-    try:
-        with running_app(config) as served:
-            yield served
-    finally:
-        patch.undo()
-        hub.stop()
+    with hub_sign_in_mock(), running_app(config) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
