@@ -77,8 +77,8 @@ def test_a_targeted_challenge_over_the_api(open_app, fooling, tmp_path):
     drawn, aimed, words = client.predict(api_name="/suggest_challenge")
     assert drawn != aimed and f"draw a {drawn} that the model reads as a {aimed}" in words
     rounds, pairs, board = client.predict(api_name="/rounds")
-    assert [row[1:4] for row in pairs["data"]] == sorted([[f"a {digit} read as {read_as}", 1, 1],
-                                                          [f"a {digit} read as {other}", 1, 0]])
+    rows = [row[1:4] for row in pairs["data"]]  # (other tests of this app count attempts of their own)
+    assert [f"a {digit} read as {read_as}", 1, 1] in rows and [f"a {digit} read as {other}", 1, 0] in rows
 
 
 def test_a_save_keeps_the_strokes_sent_with_it_and_refuses_strokes_it_cannot_read(open_app, fooling, tmp_path):
