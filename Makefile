@@ -40,7 +40,7 @@ $(PYTHON):
 $(VENV)/.installed: requirements.txt requirements-attacks.txt | $(PYTHON)
 	$(PIP) install -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
 	$(PIP) install --no-deps -r requirements-attacks.txt
-	$(PYTHON) -c "import torch, torchvision, gradio, mlxtend, safetensors, scipy, torchattacks, matplotlib, pyarrow"
+	$(PYTHON) -c "import torch, torchvision, gradio, mlxtend, safetensors, scipy, torchattacks, matplotlib, pyarrow, captum"
 	touch $@
 
 $(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed

@@ -22,6 +22,7 @@ import torch
 from model import ARCHITECTURES, CNNConfig, build_model
 from outwit import round_runner
 from outwit.config import DATA_SOURCES, TUNES, Config
+from outwit.dadc import transfer
 from outwit.ml import adversarial_training, checkpoints, data, robustness
 from outwit.ml.adversarial_training import AdversarialTraining
 from outwit.ml.attacks import Attack, robust_accuracy
@@ -72,6 +73,11 @@ def pretrain(args: argparse.Namespace) -> dict:
 
 
 def evaluate_command(args: argparse.Namespace) -> dict:
+    if args.examples is not None:
+        return transfer.folder_table(args.examples, votes_required=args.votes_required,
+                                     extra=[args.checkpoint] if args.checkpoint else [])
+    if args.checkpoint is None:
+        raise SystemExit("evaluate: give --checkpoint (a model to test) or --examples DIR (a transfer table)")
     model, meta = checkpoints.load(args.checkpoint)
     test_set = data.load_digits(args.data, args.data_root, args.split, download=args.download)
     x, y = test_set.tensors()
@@ -83,7 +89,8 @@ def evaluate_command(args: argparse.Namespace) -> dict:
         pgd = Attack("pgd", max(args.eps), steps=args.steps, step_size=args.step_size, restarts=args.restarts)
         started = time.perf_counter()
         result["robustness"] = {"dataset": test_set.name, "size": len(y), **robustness.report(
-            model, x, y, args.eps, pgd=pgd, cross_check=args.cross_check, apgd_steps=args.apgd_steps),
+            model, x, y, args.eps, pgd=pgd, cross_check=args.cross_check, apgd_steps=args.apgd_steps,
+            autoattack=args.attack == "autoattack"),
             "seconds": round(time.perf_counter() - started, 1)}
     return result
 
@@ -170,10 +177,18 @@ def parser() -> argparse.ArgumentParser:
 
     e = commands.add_parser("evaluate", help="print one JSON line of test metrics for a checkpoint",
                             formatter_class=fmt)
-    e.add_argument("--checkpoint", type=Path, required=True, help="a .safetensors checkpoint")
+    e.add_argument("--checkpoint", type=Path, default=None,
+                   help="a .safetensors checkpoint (with --examples: one more model to try the examples on)")
+    e.add_argument("--examples", type=Path, default=None,
+                   help="a data folder (or an unpacked round zip): print its fooling-transfer table, per round, "
+                        "the share of the drawings that fooled that round's model each other model gets wrong")
+    e.add_argument("--votes-required", type=int, default=0,
+                   help="with --examples: agreeing votes an example needed (as VOTES_REQUIRED); 0: every flag")
     e.add_argument("--split", choices=["test", "train"], default="test", help="which split to evaluate on")
-    e.add_argument("--attack", choices=["pgd"], default=None,
-                   help="also report robust accuracy per --eps: FGSM, PGD, torchattacks' APGD-CE and uniform noise")
+    e.add_argument("--attack", choices=["pgd", "autoattack"], default=None,
+                   help="also report robust accuracy per --eps: FGSM, PGD, torchattacks' APGD-CE and uniform noise; "
+                        "'autoattack' adds torchattacks' AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square), "
+                        "minutes per epsilon on a CPU")
     e.add_argument("--eps", type=_floats, default=[0.1, 0.2, 0.3], help="comma-separated L-infinity radii")
     attack_options(e, restarts=1)
     e.add_argument("--cross-check", action=argparse.BooleanOptionalAction, default=True,

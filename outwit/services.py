@@ -6,6 +6,7 @@ import logging
 import socket
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
@@ -19,6 +20,7 @@ from outwit.dadc.runner import InProcess, RoundProcess
 from outwit.dadc.status import WorkerStatus
 from outwit.dadc.store import AdversarialStore
 from outwit.dadc.training_sets import mixed_training_set, standard_eval_sets
+from outwit.dadc.transfer import TransferCache
 from outwit.dadc.tries import Tries
 from outwit.dadc.worker import RetrainWorker
 from outwit.hub.follow import ModelFollower
@@ -59,6 +61,7 @@ class Services:
     follower: ModelFollower | None = None  # ROUND_RUNNER replica or none: serves the model repo's newest round
     tries: Tries | None = None  # drawings judged per round, by every replica
     hints: Hints | None = None  # what the model has not learnt yet, and where it is weakest
+    transfer: TransferCache | None = None  # what fooled one round's model, tried on the others
 
     def status(self) -> AppStatus:
         return AppStatus(worker=self.worker.status(), sync=sync_status(self.config, self.store, self.hub),
@@ -138,7 +141,9 @@ def start_services(config: Config) -> Services:
                                  serving_created=lambda: (history.serving().created if history.serving() else None),
                                  lease=lease, on_lease=lambda held: worker.notify()).start()
     hints = Hints(store=store, reviews=reviews, predictor=predictor, tries=tries)
-    return Services(config, predictor, store, worker, collector, reviews, hub, publisher, follower, tries, hints)
+    transfer = TransferCache(store, reviews.usable, lambda: _round_models(history, config))
+    return Services(config, predictor, store, worker, collector, reviews, hub, publisher, follower, tries, hints,
+                    transfer)
 
 
 def _publisher(config: Config, api, shard: str, history: History, store: AdversarialStore,
@@ -170,6 +175,11 @@ def calibration_images(digits: data.Digits, n: int = 256) -> torch.Tensor:
 def robust_attack(eps: float) -> Attack | None:
     """PGD-20 with Madry's step: cheap enough to run in every round; None at 0."""
     return madry_pgd(eps, steps=20) if eps > 0 else None
+
+
+def _round_models(history: History, config: Config) -> dict[int, Path]:
+    """{round: its model's checkpoint} of every round after the base model whose model served."""
+    return {r.round: history.model_path(r, config.model_path) for r in history.records if r.served and r.round > 0}
 
 
 def _serving_checkpoint(history: History) -> set[str]:

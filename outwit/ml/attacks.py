@@ -4,8 +4,9 @@ Pixels are in [0, 1] (the models normalise inside), so epsilon is in pixel units
 Every attack runs the model in eval mode (BatchNorm and dropout as served) and puts back the mode it found; it
 takes gradients with respect to the input only, so the model's parameters are left untouched.
 
-Robust accuracy is trusted only when a well-kept library agrees (`apgd`, torchattacks' APGD-CE) and noise of the
-same epsilon does no better than PGD: a model that resists PGD but not noise is masking gradients.
+Robust accuracy is trusted only when a well-kept library agrees (`apgd`, torchattacks' APGD-CE; `autoattack`, its
+AutoAttack, the standard suite) and noise of the same epsilon does no better than PGD: a model that resists PGD but
+not noise is masking gradients.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-KINDS = ("fgsm", "pgd", "noise", "apgd")
+KINDS = ("fgsm", "pgd", "noise", "apgd", "autoattack")
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Attack:
     @property
     def name(self) -> str:
         """As it is shown beside its accuracy, e.g. `pgd-40x1@0.3`."""
-        if self.kind in ("fgsm", "noise"):
+        if self.kind in ("fgsm", "noise", "autoattack"):
             return f"{self.kind}@{self.eps:g}"
         return f"{self.kind}-{self.steps}x{self.restarts}@{self.eps:g}"
 
@@ -58,6 +59,8 @@ class Attack:
             return uniform_noise(x, self.eps, generator)
         if self.kind == "apgd":
             return apgd(model, x, y, self.eps, steps=self.steps, restarts=self.restarts)
+        if self.kind == "autoattack":
+            return autoattack(model, x, y, self.eps)
         return pgd(model, x, y, self.eps, step_size=self.step_size, steps=self.steps, restarts=self.restarts,
                    random_start=self.random_start, generator=generator, until_fooled=until_fooled)
 
@@ -164,6 +167,18 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, step
     with eval_mode(model):
         attack = torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=restarts, loss="ce",
                                    seed=seed)
+        return attack(x, y).detach()
+
+
+def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, seed: int = 0) -> torch.Tensor:
+    """torchattacks' AutoAttack, standard version (Croce & Hein 2020): APGD-CE, APGD-T, FAB-T and Square (5,000
+    queries), each on the examples the ones before left standing; the figure robustness papers report."""
+    try:
+        import torchattacks
+    except ImportError as err:
+        raise RuntimeError("AutoAttack needs torchattacks: run `make install`") from err
+    with eval_mode(model):
+        attack = torchattacks.AutoAttack(model, norm="Linf", eps=eps, version="standard", n_classes=10, seed=seed)
         return attack(x, y).detach()
 
 

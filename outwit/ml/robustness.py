@@ -31,11 +31,12 @@ def survives(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack 
 
 
 def report(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_values: list[float], *, pgd: Attack,
-           cross_check: bool = True, apgd_steps: int = 100) -> dict:
+           cross_check: bool = True, apgd_steps: int = 100, autoattack: bool = False) -> dict:
     """Accuracy, clean and under each attack at each epsilon.
 
     Per epsilon: FGSM, our PGD (`pgd`'s steps, step size and restarts at that epsilon), torchattacks' APGD-CE
-    (the cross-check), uniform noise, and `worst`: the examples that survive every gradient attack.
+    (the cross-check), with `autoattack` torchattacks' AutoAttack (standard), uniform noise, and `worst`: the
+    examples that survive every gradient attack.
     `noise_beats_pgd` flags gradient masking: noise of the same size should never do better than PGD.
     """
     if len(y) == 0:
@@ -48,14 +49,18 @@ def report(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_values: list[
                    "noise": Attack("noise", eps)}
         if cross_check:
             attacks["apgd"] = Attack("apgd", eps, steps=apgd_steps, restarts=pgd.restarts)
+        if autoattack:
+            attacks["autoattack"] = Attack("autoattack", eps)
         right = {name: survives(model, x, y, attack) & clean for name, attack in attacks.items()}
-        gradient = [right[name] for name in ("fgsm", "pgd", "apgd") if name in right]
+        gradient = [right[name] for name in ("fgsm", "pgd", "apgd", "autoattack") if name in right]
         worst = torch.stack(gradient).all(dim=0)
         row = {name: {"attack": attacks[name].name, "accuracy": _rate(r)} for name, r in right.items()}
         row["worst"] = _rate(worst)
         row["noise_beats_pgd"] = row["noise"]["accuracy"] < row["pgd"]["accuracy"]
         if cross_check:  # how far our PGD is from the library's, in accuracy points
             row["pgd_minus_apgd"] = round(row["pgd"]["accuracy"] - row["apgd"]["accuracy"], 4)
+        if autoattack:
+            row["pgd_minus_autoattack"] = round(row["pgd"]["accuracy"] - row["autoattack"]["accuracy"], 4)
         figures["attacks"][f"{eps:g}"] = row
     return figures
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
+import torch
 
 from outwit.dadc.collect import Fooling
 from outwit.ml.attacks import madry_pgd
@@ -15,6 +16,7 @@ from outwit.ml.robustness import AttackedDrawing, attack_input
 from outwit.services import Services
 from outwit.ui import scripts
 from outwit.ui.components import DIGITS, digit_choice, label_value, person, unreadable, user_error
+from outwit.ui.seeing import seeing_image, seen
 from outwit.ui.sketchpad import sketchpad
 
 EPS_CHOICES = (0.02, 0.3)  # the slider's range; MNIST's usual budgets are 0.1 to 0.3
@@ -89,13 +91,20 @@ def make_handlers(services: Services):
         return (f"Saved the attacked {state.digit} (the model said {guess}) as example `{saved.row['id'][:8]}`. "
                 f"{saved.status.until_next_round} more until the next retrain."), None
 
-    return attack, save
+    def see_attacked(state: Attacked | None):
+        """Why the model reads the attacked input as it does."""
+        if state is None:
+            return None, ""
+        return seen(predictor.current.model, torch.from_numpy(state.result.adversarial).float().div(255),
+                    read_as="reads the attacked input as")
+
+    return attack, save, see_attacked
 
 
 def machine_adversary_tab(services: Services, name: gr.Textbox, sandbox: gr.Checkbox) -> gr.events.Dependency:
     """The tab's layout and wiring; call inside a `gr.Blocks`; `name` and `sandbox` are the page's. Returns the save
     event, for the page to chain."""
-    attack, save = make_handlers(services)
+    attack, save, see_attacked = make_handlers(services)
     state = gr.State(None)
     gr.Markdown("Draw a digit and let a gradient attack (PGD) change each pixel a little, within ε, until the "
                 "model reads another digit. To a person it is still your digit.")
@@ -116,7 +125,11 @@ def machine_adversary_tab(services: Services, name: gr.Textbox, sandbox: gr.Chec
         clean = gr.Image(label="What the model sees (28×28)", elem_id="attack-clean", **shown)
         attacked = gr.Image(label="After the attack", elem_id="attack-adversarial", **shown)
         perturbation = gr.Image(label="The change (grey: none)", elem_id="attack-perturbation", **shown)
+        with gr.Column():
+            why = seeing_image("attack-saliency", "Why it reads the attacked input so")
+            why_caption = gr.Markdown(elem_id="attack-saliency-caption")
     run.click(attack, [sketch, digit, eps], [clean, attacked, perturbation, guess, message, state],
-              api_name="attack", concurrency_limit=2)
+              api_name="attack", concurrency_limit=2).success(see_attacked, state, [why, why_caption],
+                                                               api_visibility="private")
     clear.click(None, js=scripts.clear_canvas("attack-sketchpad"))
     return keep.click(save, [state, name, sandbox], [message, state], api_name="save_attack")

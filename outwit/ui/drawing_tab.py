@@ -25,6 +25,7 @@ from outwit.ui import scripts
 from outwit.ui.challenges import challenge_row, goal_box, hints_section, wire_challenges
 from outwit.ui.components import DIGITS, digit_choice, label_value, person, unreadable, user_error
 from outwit.ui.routes import guess_route, tried_route
+from outwit.ui.seeing import see_section
 from outwit.ui.sketchpad import BRUSH_RADIUS, CANVAS, sketchpad
 
 
@@ -190,6 +191,7 @@ def drawing_tab(services: Services, name: gr.Textbox, sandbox: gr.Checkbox) -> D
         retract_button = gr.Button("Retract it", size="sm", elem_id="retract", scale=1)
     retract_message = gr.Markdown(elem_id="retract-message")
     saved_id = gr.Textbox(visible=False, elem_id="saved-id")  # the last save's id, for API clients
+    see_section(services, sketch)
     hints_section(services)
 
     quick.click(None, guess, guess, js=scripts.QUICK_GUESS, show_progress="hidden")

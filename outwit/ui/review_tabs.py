@@ -17,9 +17,11 @@ from outwit.dadc.standings import (
     round_zip,
     rounds_table,
 )
+from outwit.dadc.transfer import TRANSFER_COLUMNS
 from outwit.services import Services
 from outwit.text import quoted
 from outwit.ui.components import digit_choice, person, user_error, visitor
+from outwit.ui.seeing import seeing_image, seen
 
 NOTHING_TO_VALIDATE = "Nothing to validate right now: every example is decided, yours, or already voted on by you."
 
@@ -63,12 +65,20 @@ def validation_handlers(services: Services):
             raise user_error(str(err)) from None
         return "Reported: it is hidden from the gallery and from validation until someone reviews it."
 
-    return next_example, vote, report
+    def see_example(example_id: str | None):
+        """The example as the serving model gets it (its stored input), and why it reads it so."""
+        row = store.row(example_id) if example_id else None
+        if row is None:
+            return None, ""
+        inputs, _ = store.tensors([row])
+        return seen(services.predictor.current.model, inputs[0], read_as="now reads it as")
+
+    return next_example, vote, report, see_example
 
 
 def validate_tab(services: Services, name: gr.Textbox) -> gr.Tab:
     """The tab's layout and wiring; call inside a `gr.Blocks`."""
-    next_example, vote, report = validation_handlers(services)
+    next_example, vote, report, see_example = validation_handlers(services)
     with gr.Tab("Validate", id="validate", elem_id="validate-tab") as tab:
         gr.Markdown("Other people saved these drawings as fooling the model. Is each one really the digit it is "
                     "labelled? Examples voted incorrect are not trained on.")
@@ -88,14 +98,18 @@ def validate_tab(services: Services, name: gr.Textbox) -> gr.Tab:
                                          elem_id="report-reason")
                     report_button = gr.Button("Report for review", size="sm", elem_id="report")
                 message = gr.Markdown(elem_id="validate-message")
+        with gr.Row():
+            picture = seeing_image("validate-saliency", "What the model serving now sees")
+            caption = gr.Markdown(elem_id="validate-saliency-caption")
     shown = [image, question, example_id]
+    seeing = dict(fn=see_example, inputs=example_id, outputs=[picture, caption], api_visibility="private")
     for button, verdict in ((correct, "correct"), (incorrect, "incorrect"), (unclear, "unclear")):
         button.click(_with_verdict(vote, verdict), [example_id, right, name], [message, right],
                      api_name=f"vote_{verdict}").success(
-            next_example, name, shown, api_visibility="private")
+            next_example, name, shown, api_visibility="private").then(**seeing)
     report_button.click(report, [example_id, reason], message, api_name="report").success(
-        next_example, name, shown, api_visibility="private")
-    tab.select(next_example, name, shown, api_name="validate_next", queue=False)
+        next_example, name, shown, api_visibility="private").then(**seeing)
+    tab.select(next_example, name, shown, api_name="validate_next", queue=False).then(**seeing)
     return tab
 
 
@@ -153,6 +167,11 @@ def rounds_tab(services: Services) -> gr.Tab:
         gr.Markdown("### Leaderboard\nPeople signed in with Hugging Face or who gave a display name, by fooling "
                     "drawings that others validated.")
         board = gr.Dataframe(headers=LEADERBOARD_COLUMNS, interactive=False, elem_id="leaderboard")
+        gr.Markdown("### Fooling transfer\nOf the validated drawings that fooled each round's model, the share that "
+                    "still fools each other model: the fixed references, and the models of later rounds (does an "
+                    "example stay hard?).")
+        transfer = gr.Dataframe(headers=TRANSFER_COLUMNS, interactive=False, elem_id="transfer")
+    tab.select(services.transfer.table, None, transfer, api_name="transfer")
     tab.select(tables, None, [rounds, pairs, board], api_name="rounds", queue=False).then(
         round_choices, None, which, api_visibility="private", queue=False)
     make_zip.click(download, which, archive, api_name="round_examples")

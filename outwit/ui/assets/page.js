@@ -165,7 +165,7 @@
     outwit.clearCanvas('sketchpad');
   };
 
-  // The canvas's parts go to the server only when an event reads the drawing: Save, Attack it, the editor's guess.
+  // The canvas's parts go to the server only when an event reads the drawing: Save, Attack it, Explain, the guess.
   // Gradio 6.31's page asks every component that took part in an event for its data again on each change of any
   // event's loading status (5 a timer tick), and an editor holding ink encodes and uploads its three layers each
   // time: 15 uploads a tick, none of them used. So a part upload is sent for real only in the moments after a click
@@ -177,7 +177,7 @@
   const sent = new Map();  // a part's name, size and hash → the server's answer
   outwit.wantDrawing = () => { wantedUntil = performance.now() + 10000; };
   document.addEventListener('click', (event) => {
-    if (event.target.closest?.('#save, #attack-run')) outwit.wantDrawing();
+    if (event.target.closest?.('#save, #attack-run, #explain')) outwit.wantDrawing();
     else if (event.target.closest?.('button[aria-label="Clear canvas"]')) wantedUntil = 0;  // nothing left to read
   }, true);
   document.addEventListener('pointerdown', (event) => {
