@@ -47,13 +47,15 @@ def explain(model: nn.Module, model_input: torch.Tensor, target: int | None = No
 
 
 def heat_picture(explanation: Explanation, scale: int = 8) -> np.ndarray:
-    """(28·scale, 28·scale, 3) uint8: the input in grey, pixels that pushed towards the guess in red, away in blue,
-    each as strong as its share of the largest attribution."""
+    """(28·scale, 28·scale, 3) uint8: the input in grey, pixels that pushed towards the guess tinted red, away blue,
+    as strongly as their attribution against the 99th percentile's (square-rooted, so that weak pushes show too)."""
     a = explanation.attributions
-    top = float(np.abs(a).max()) or 1.0
-    grey = explanation.model_input.astype(np.float32) * 0.45
-    red = np.clip(a / top, 0, 1) * 255
-    blue = np.clip(-a / top, 0, 1) * 255
-    rgb = np.stack([np.maximum(grey, red), grey, np.maximum(grey, blue)], -1)
-    picture = np.clip(rgb, 0, 255).astype(np.uint8)
+    top = float(np.percentile(np.abs(a), 99)) or float(np.abs(a).max()) or 1.0
+    weight = np.sqrt(np.clip(np.abs(a) / top, 0, 1))
+    grey = explanation.model_input.astype(np.float32) * 0.5
+    towards, away = weight * (a > 0), weight * (a < 0)
+    rgb = np.stack([grey + (255 - grey) * towards - grey * away,
+                    grey * (1 - weight),
+                    grey + (255 - grey) * away - grey * towards], -1)
+    picture = np.clip(rgb, 0, 255).round().astype(np.uint8)
     return np.kron(picture, np.ones((scale, scale, 1), dtype=np.uint8))

@@ -105,3 +105,18 @@ def test_the_rounds_page_lists_rounds_the_leaderboard_and_a_rounds_zip(served, f
     archive = client.predict(0, api_name="/round_examples")
     listed = zipfile.ZipFile(archive).namelist()
     assert "round-0000/train/metadata.jsonl" in listed and any(n.endswith(".png") for n in listed)
+
+
+def test_what_the_model_sees_and_the_transfer_table_over_the_api(served, fooling, tmp_path):
+    url, services = served
+    client = Client(url, verbose=False)
+    drawing, digit, probs = fooling[2]
+    picture, caption = client.predict(client_payload(drawing, tmp_path / "a"), api_name="/explain")
+    assert picture and f"it reads it as **{int(probs.argmax())}**" in caption
+    with pytest.raises(AppError, match="Draw a digit first"):
+        client.predict(None, api_name="/explain")
+    _, example_id = _flag(client, fooling[3], tmp_path / "b", name="Tess")
+    Client(url, verbose=False).predict(example_id, None, "", api_name="/vote_correct")  # validated: it counts
+    table = client.predict(api_name="/transfer")
+    assert table["headers"] == ["examples from round", "examples", "model", "still fooled"]
+    assert {row[2] for row in table["data"]} >= {"blog's small network", "base CNN", "robust CNN", "ViT"}

@@ -43,3 +43,18 @@ def test_the_model_shows_what_it_sees_in_the_three_tabs(served, browser):
     page.locator("#attack-saliency img").first.wait_for(timeout=60_000)
     caption = page.locator("#attack-saliency-caption")
     caption.get_by_text(f"reads the attacked input as {new_guess}").wait_for(timeout=30_000)
+
+
+def test_the_rounds_tab_shows_what_fooled_each_round_tried_on_the_other_models(served, browser):
+    url, services = served
+    for _ in range(2):  # drawings of 3 saved as 8s: they fooled round 0, and they fool every reference too
+        services.store.add(draw_sketch(3), label=8, guess=3, confidence=0.9, model_round=0, session="other")
+    page = opened(browser.new_context(viewport=LAPTOP).new_page(), url)
+    page.get_by_role("tab", name="Rounds").click()
+    page.wait_for_function("() => document.querySelector('#transfer')?.innerText.includes('robust CNN')",
+                           timeout=60_000)
+    table = page.locator("#transfer").inner_text()
+    for model in ("blog's small network", "base CNN", "robust CNN", "ViT"):
+        assert model in table
+    assert "100.0%" in table
+    shoot(page, "models", "2-transfer")
