@@ -11,11 +11,10 @@ import torch
 
 from outwit.dadc.collect import Fooling
 from outwit.ml.attacks import madry_pgd
-from outwit.ml.preprocess import EmptyDrawingError, preprocess
 from outwit.ml.robustness import AttackedDrawing, attack_input
 from outwit.services import Services
 from outwit.ui import scripts
-from outwit.ui.components import DIGITS, digit_choice, label_value, person, unreadable, user_error
+from outwit.ui.components import DIGITS, digit_choice, drawn_input, label_value, person, user_error
 from outwit.ui.seeing import seeing_image, seen
 from outwit.ui.sketchpad import sketchpad
 
@@ -48,14 +47,7 @@ def make_handlers(services: Services):
             raise user_error("Pick the digit you drew (0–9)")
         if eps is None or not EPS_CHOICES[0] <= float(eps) <= EPS_CHOICES[1]:
             raise user_error(f"Pick an ε from {EPS_CHOICES[0]} to {EPS_CHOICES[1]}")
-        try:
-            model_input = preprocess(drawing) if drawing is not None else None
-        except EmptyDrawingError:
-            model_input = None
-        except ValueError as err:
-            raise unreadable(err) from None
-        if model_input is None:
-            raise user_error("Draw a digit first")
+        model_input = drawn_input(drawing)
         serving = predictor.current
         how = madry_pgd(float(eps), ATTACK_STEPS)
         result = attack_input(serving.model, model_input, int(digit), how)

@@ -7,6 +7,7 @@ import html
 import gradio as gr
 
 from outwit.dadc.identity import Visitor
+from outwit.ml.preprocess import EmptyDrawingError, preprocess
 from outwit.text import quoted
 
 DIGITS = [str(d) for d in range(10)]  # the digits as the page and its API send them
@@ -30,6 +31,19 @@ def user_error(message: str) -> gr.Error:
 def unreadable(reason: object) -> gr.Error:
     """A drawing that is not an image the app can read, and why."""
     return user_error(f"That drawing can't be read: {reason}")
+
+
+def drawn_input(drawing: dict | None):
+    """The drawing as the model gets it, (1, 28, 28); the visitor's error when there is no digit or no image."""
+    try:
+        model_input = preprocess(drawing) if drawing is not None else None
+    except EmptyDrawingError:
+        model_input = None
+    except ValueError as err:
+        raise unreadable(err) from None
+    if model_input is None:
+        raise user_error("Draw a digit first")
+    return model_input
 
 
 class DigitRadio(gr.Radio):

@@ -7,10 +7,9 @@ import gradio as gr
 import numpy as np
 import torch
 
-from outwit.ml.preprocess import EmptyDrawingError, preprocess
 from outwit.ml.saliency import explain, heat_picture
 from outwit.services import Services
-from outwit.ui.components import unreadable, user_error
+from outwit.ui.components import drawn_input
 
 SHOWN = 224  # px: the 28×28 picture 8× larger, pixels kept sharp
 ROUGH = 0.1  # attributions this far (a share) from the logit's change: the map is called rough
@@ -37,15 +36,7 @@ def seeing_image(elem_id: str, label: str = "What the model sees") -> gr.Image:
 def see_drawing_handler(services: Services):
     def see(drawing: dict | None):
         """The drawing as the serving model gets it, and why it reads it so."""
-        try:
-            model_input = preprocess(drawing) if drawing is not None else None
-        except EmptyDrawingError:
-            model_input = None
-        except ValueError as err:
-            raise unreadable(err) from None
-        if model_input is None:
-            raise user_error("Draw a digit first")
-        return seen(services.predictor.current.model, model_input)
+        return seen(services.predictor.current.model, drawn_input(drawing))
 
     return see
 
