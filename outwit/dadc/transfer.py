@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from outwit.dadc.reviews import Reviews
 from outwit.dadc.store import DRAWN, AdversarialStore
 from outwit.ml import checkpoints
 from outwit.ml.metrics import percent
@@ -105,8 +106,6 @@ def folder_table(folder: str | Path, *, votes_required: int = 0, extra: list[Pat
     """`trainer.py evaluate --examples DIR`: the transfer table of a data folder (`data_mnist`, with `adversarial/`,
     `reviews/` and `rounds/`) or of an examples folder alone (a round's zip, unpacked: `train/`, `test/`). The judges:
     the shipped references, every round checkpoint under `rounds/`, and `extra` checkpoints (named by file)."""
-    from outwit.dadc.reviews import Reviews
-
     folder = Path(folder)
     root = folder / "adversarial" if (folder / "adversarial").is_dir() else folder
     if not any(root.glob("*/*/metadata.jsonl")):
