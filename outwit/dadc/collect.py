@@ -141,8 +141,7 @@ class Collector:
         if example.source == DRAWN:
             row = self.store.add(example.drawing, **fields, target=example.target, strokes=example.strokes)
             pair = _pair(example.label, example.aimed)
-            self.worker.record_attempt(fooled=True, digit=example.label, pair=pair,
-                                       hit=pair is not None and example.target != NO_TARGET)
+            self.worker.record_attempt(fooled=True, digit=example.label, pair=pair, hit=example.target != NO_TARGET)
         else:
             row = self.store.add_input(example.model_input, source=example.source, **fields)
         starts_round = self.worker.until_next_round() == 0

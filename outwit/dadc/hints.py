@@ -76,8 +76,9 @@ class Hints:
         """(digit to draw, digit to make it read as): where the model is strongest this round."""
         pick = random.Random(seed)
         rates = self.digit_rates()
-        fooled_as = Counter((row["label"], row["guess"]) for row in self.store.rows())
-        per_digit = Counter(row["label"] for row in self.store.rows())
+        rows = self.store.rows()
+        fooled_as = Counter((row["label"], row["guess"]) for row in rows)
+        per_digit = Counter(row["label"] for row in rows)
         order = sorted(rates, key=lambda r: (r.rate if r.rate is not None else 0.0, per_digit[r.digit], pick.random()))
         drawn = order[0].digit
         targets = sorted((t for t in range(10) if t != drawn), key=lambda t: (fooled_as[(drawn, t)], pick.random()))

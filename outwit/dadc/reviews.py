@@ -181,12 +181,9 @@ class Reviews:
         goal = " ".join(str(goal or "").split())
         if len(goal) > MAX_GOAL or not goal.isprintable():
             raise ReviewError(f"A goal is at most {MAX_GOAL} printable characters, not {quoted(goal[:40])}…")
-        event = {"id": uuid.uuid4().hex, "example": "", "kind": "goal", "goal": goal, "voter": "",
-                 "user": "admin", "created": utc_now("microseconds"), "shard": self.store.shard}
+        event = self._event("", "goal", None, "admin", goal=goal)
         with self._lock:
-            with self.store.lock:
-                append_jsonl(self.path, event)
-            self._events.append(event)
+            self._log(event)
             self._goal = event
         return event
 
@@ -241,14 +238,21 @@ class Reviews:
             raise ReviewError(f"There is no example {quoted(example_id)}")
         return row
 
+    def _event(self, example_id: str, kind: str, session: str | None, user: str | None, **fields) -> dict:
+        return {"id": uuid.uuid4().hex, "example": example_id, "kind": kind, **fields, "voter": hash_session(session),
+                "user": user or "", "created": utc_now("microseconds"), "shard": self.store.shard}
+
+    def _log(self, event: dict) -> None:
+        """Append one event to this replica's log and to the events in memory; the caller holds `self._lock`, and
+        the store's lock (which the Hub sync holds around its scan) is taken inside it."""
+        with self.store.lock:
+            append_jsonl(self.path, event)
+        self._events.append(event)
+
     def _append(self, row: dict, kind: str, session: str | None, user: str | None, **fields) -> Standing:
-        event = {"id": uuid.uuid4().hex, "example": row["id"], "kind": kind, **fields,
-                 "voter": hash_session(session), "user": user or "", "created": utc_now("microseconds"),
-                 "shard": self.store.shard}
-        with self._lock:  # then the store's, which the Hub sync holds around its scan
-            with self.store.lock:
-                append_jsonl(self.path, event)
-            self._events.append(event)
+        event = self._event(row["id"], kind, session, user, **fields)
+        with self._lock:
+            self._log(event)
             standing = self._standings[row["id"]]
             before, validated_before = self._status(standing), standing.decided == "validated"
             self._apply(standing, event)

@@ -22,6 +22,7 @@ class Explanation:
     model_input: np.ndarray  # (28, 28) uint8, white ink on black: what the model got
     attributions: np.ndarray  # (28, 28) float: > 0 pushed towards `target`, < 0 away from it
     target: int  # the digit explained (the model's guess)
+    probability: float  # the model's probability of `target`
     convergence: float  # |sum of attributions − logit change| / |logit change|: how far to trust the map
 
 
@@ -43,7 +44,8 @@ def explain(model: nn.Module, model_input: torch.Tensor, target: int | None = No
         change = float(logits[0, target] - model(baseline)[0, target])
     convergence = abs(float(delta)) / max(abs(change), 1e-6)
     image = (x[0, 0].numpy() * 255).round().astype(np.uint8)
-    return Explanation(image, attributions[0, 0].detach().numpy(), target, convergence)
+    probability = float(torch.softmax(logits, 1)[0, target])
+    return Explanation(image, attributions[0, 0].detach().numpy(), target, probability, convergence)
 
 
 def heat_picture(explanation: Explanation, scale: int = 8) -> np.ndarray:

@@ -63,12 +63,6 @@ def digit_choice(elem_id: str, label: str = "The digit you drew", **kwargs) -> D
     return DigitRadio([(d, int(d)) for d in DIGITS], label=label, elem_id=elem_id, **kwargs)
 
 
-def visitor(request: gr.Request | None, display_name: str | None) -> tuple[str | None, str | None]:
-    """Who is asking: their session, and the display name they typed (`person` also knows signed-in people)."""
-    who = person(request, display_name)
-    return who.session, who.user
-
-
 def person(request: gr.Request | None, display_name: str | None, profile: gr.OAuthProfile | None = None,
            *, required: bool = False, to: str = "save drawings") -> Visitor:
     """Who is asking: signed in with Hugging Face (`profile`, which Gradio hands a handler that asks for it), or

@@ -20,7 +20,6 @@ from outwit.ml import strokes
 from outwit.ml.preprocess import EmptyDrawingError, ink_image
 from outwit.ml.strokes import StrokesError
 from outwit.services import Services
-from outwit.text import quoted
 from outwit.ui import scripts
 from outwit.ui.challenges import challenge_row, goal_box, hints_section, wire_challenges
 from outwit.ui.components import DIGITS, digit_choice, label_value, person, unreadable, user_error
@@ -67,7 +66,7 @@ def drawing_handlers(services: Services):
             raise user_error(f"Draw a digit first: {err}") from None
         if digit is None or str(digit) not in DIGITS:
             raise user_error("Pick the digit you drew (0–9)")
-        aimed = _aim(aim)
+        aimed = NO_TARGET if aim is None else int(aim)  # the picker refused anything but -1 and 0-9
         kept = _kept_strokes(pen, drawing)
         try:
             example = collector.fooling(drawing, int(digit), judgement, session=who.session, user=who.user,
@@ -121,14 +120,6 @@ def drawing_handlers(services: Services):
         return "Retracted: it stays in the log, marked, and is left out of training and testing."
 
     return predict, flag, list_saved, retract, own_saved
-
-
-def _aim(aim) -> int:
-    if aim is None or aim == "" or aim == NO_TARGET:
-        return NO_TARGET
-    if str(aim) not in DIGITS:
-        raise user_error(f"A challenge's digit is 0–9, or none, not {quoted(aim)}")
-    return int(aim)
 
 
 def _kept_strokes(pen: str | None, drawing) -> str:

@@ -20,7 +20,7 @@ from outwit.dadc.standings import (
 from outwit.dadc.transfer import TRANSFER_COLUMNS
 from outwit.services import Services
 from outwit.text import quoted
-from outwit.ui.components import digit_choice, person, user_error, visitor
+from outwit.ui.components import digit_choice, person, user_error
 from outwit.ui.seeing import seeing_image, seen
 
 NOTHING_TO_VALIDATE = "Nothing to validate right now: every example is decided, yours, or already voted on by you."
@@ -58,9 +58,8 @@ def validation_handlers(services: Services):
         return f"Thanks: your vote ({verdict}) is saved.{outcome}", None
 
     def report(example_id: str, reason: str, request: gr.Request | None = None):
-        session, _ = visitor(request, None)
         try:
-            reviews.report(example_id, reason, session=session)
+            reviews.report(example_id, reason, session=person(request, None).session)
         except ReviewError as err:
             raise user_error(str(err)) from None
         return "Reported: it is hidden from the gallery and from validation until someone reviews it."

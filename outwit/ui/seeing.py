@@ -19,10 +19,8 @@ HOW = "red: pixels that pushed it towards that digit, blue: away (Integrated Gra
 def seen(model: torch.nn.Module, model_input: torch.Tensor, read_as: str = "reads it as") -> tuple[np.ndarray, str]:
     """The picture and its caption for one model input."""
     explanation = explain(model, model_input)
-    with torch.no_grad():
-        probs = torch.softmax(model(model_input.reshape(1, 1, 28, 28).float()), 1)[0]
     caption = (f"What the model got (28×28): it {read_as} **{explanation.target}** "
-               f"({float(probs[explanation.target]):.0%}); {HOW}.")
+               f"({explanation.probability:.0%}); {HOW}.")
     if explanation.convergence > ROUGH:  # the attributions do not add up to the model's change: say so
         caption += f" A rough map for this one: its parts add up to {explanation.convergence:.0%} off the whole."
     return heat_picture(explanation, SHOWN // 28), caption
