@@ -64,7 +64,7 @@ def burst(app: AppProcess, requests: list) -> dict:
 
 def predict(url: str, payload: dict):
     def call():
-        response = httpx.post(url + "gradio_api/run/predict", json={"data": [payload, False]}, timeout=120)
+        response = httpx.post(url + "gradio_api/run/predict", json={"data": [payload, ["serving"]]}, timeout=120)
         body = response.json()
         return response.status_code, (body.get("error") or "answered")[:120] if isinstance(body, dict) else body
     return call

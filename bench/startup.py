@@ -81,7 +81,7 @@ def restart() -> dict:
             info = time.monotonic() - started
             deadline = started + 120
             payload = {"background": None, "layers": uploaded(url, three()), "composite": None}
-            response = httpx.post(url + "gradio_api/run/predict", json={"data": [payload, False]}, timeout=60)
+            response = httpx.post(url + "gradio_api/run/predict", json={"data": [payload, ["serving"]]}, timeout=60)
             assert response.json()["data"][0]["label"] == "3"
             predict = time.monotonic() - started
             measured = wait_until(lambda: httpx.post(url + "gradio_api/run/status", json={"data": []}, timeout=5)

@@ -44,7 +44,7 @@ def pretrain(args: argparse.Namespace) -> dict:
     x, y = train_set.tensors()
     adversarial = None
     if args.adv_train != "none":
-        adversarial = AdversarialTraining(mode=args.adv_train, eps=args.eps, pgd_steps=args.pgd_steps)
+        adversarial = AdversarialTraining(mode=args.adv_train, eps=args.eps, pgd_steps=args.pgd_steps, beta=args.beta)
     started = time.perf_counter()
     losses = train(model, x, y, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, generator=generator,
                    augment=args.augment, max_steps=args.max_steps, progress=not args.quiet, adversarial=adversarial)
@@ -162,11 +162,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--adv-train", choices=adversarial_training.MODES, default="none",
                    help="adversarial training: 'fgsm-rs' (FGSM from a random start, step 1.25*eps: one extra "
-                        "gradient per batch) or 'pgd' (--pgd-steps steps); both stop early if a PGD check "
-                        "collapses")
+                        "gradient per batch), 'pgd' (--pgd-steps steps) or 'trades' (Zhang et al.: clean "
+                        "cross-entropy plus --beta times the KL to a --pgd-steps search's output); all stop early "
+                        "if a PGD check collapses")
     p.add_argument("--eps", type=float, default=0.3,
                    help="L-infinity radius adversarial training defends (pixels in [0, 1])")
-    p.add_argument("--pgd-steps", type=int, default=7, help="attack steps per batch with --adv-train pgd")
+    p.add_argument("--pgd-steps", type=int, default=7, help="attack steps per batch with --adv-train pgd or trades")
+    p.add_argument("--beta", type=float, default=6.0, help="--adv-train trades: weight of the robustness term")
     p.add_argument("--robust-eval", type=int, default=1000,
                    help="after adversarial training, record accuracy under PGD-40 on this many test images (a fixed "
                         "random subset when fewer than all); 0: skip")

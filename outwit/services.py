@@ -30,6 +30,7 @@ from outwit.hub.restore import restore_or_none
 from outwit.hub.sync import HubLink, SyncStatus, hub_api, sync_status
 from outwit.ml import data
 from outwit.ml.attacks import Attack, madry_pgd
+from outwit.ml.references import References
 from outwit.ml.serving import Predictor
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ def start_services(config: Config) -> Services:
                            if publisher else None,
                            counter=reviews.validated_ever if config.votes_required else None,
                            runner=runner, may_run=_may_run(config, lease), tries=tries).start()
-    collector = Collector(store=store, worker=worker, predictor=predictor)
+    references = References()  # the fixed models a visitor may fool and the transfer table tries, read on first use
+    collector = Collector(store=store, worker=worker, predictor=predictor, references=references)
 
     def merged(*_) -> None:  # other replicas' rows came in (the store has re-read them): votes, tries, the trigger
         reviews.refresh()
@@ -141,7 +143,7 @@ def start_services(config: Config) -> Services:
                                  serving_created=lambda: (history.serving().created if history.serving() else None),
                                  lease=lease, on_lease=lambda held: worker.notify()).start()
     hints = Hints(store=store, reviews=reviews, predictor=predictor, tries=tries)
-    transfer = TransferCache(store, reviews.usable, lambda: _round_models(history, config))
+    transfer = TransferCache(store, reviews.usable, lambda: _round_models(history, config), references)
     return Services(config, predictor, store, worker, collector, reviews, hub, publisher, follower, tries, hints,
                     transfer)
 

@@ -15,12 +15,14 @@ decides its split, and the round trigger counts additions, so that marking an ex
 incorrect) moves neither. A visitor's session is kept only as a short hash; a user name, when one is given
 (a signed-in visitor, a chosen display name), is kept apart from it, as given, with how the person was known
 (`identity`: signed-in or session). A drawing drawn in the page keeps its pen strokes (`strokes`), and one saved
-under a targeted challenge the digit it was made to read as (`target`, else NO_TARGET). Rows written before
+under a targeted challenge the digit it was made to read as (`target`, else NO_TARGET), and what each model it was
+judged by read it as (`judged_by`, JSON text; `outwit.dadc.opponents`). Rows written before
 those fields existed lack them; readers take a missing one as empty.
 """
 from __future__ import annotations
 
 import io
+import json
 import logging
 import threading
 import uuid
@@ -104,22 +106,24 @@ class AdversarialStore:
     # ------------------------------------------------------------------ writing
     def add(self, drawing: Any, *, label: int, guess: int, confidence: float, model_round: int,
             session: str | None = None, user: str | None = None, identity: str = "", target: int = NO_TARGET,
-            strokes: str = "") -> dict:
+            strokes: str = "", judged_by: str = "") -> dict:
         """Save one fooling drawing; returns its row. Raises EmptyDrawingError / ValueError before writing.
-        `target`: the digit a targeted challenge aimed for, which the model read it as; `strokes`: the pen strokes
-        that made it, as the page recorded them (Quick, Draw!'s raw format as JSON text, `strokes.quickdraw`)."""
+        `target`: the digit a targeted challenge aimed for, which the models read it as; `strokes`: the pen strokes
+        that made it, as the page recorded them (Quick, Draw!'s raw format as JSON text, `strokes.quickdraw`);
+        `judged_by`: the readings of the models it was judged by (JSON text, `opponents.judged_by`)."""
         _check_label(label)
         user = user_name(user)
+        read_as = _read_as(judged_by) or {int(guess)}
         if target != NO_TARGET:
             _check_label(target)
-            if int(target) != int(guess) or int(target) == int(label):
-                raise ValueError(f"target={quoted(target)} must be the digit the model read it as, not its label")
+            if read_as != {int(target)} or int(target) == int(label):
+                raise ValueError(f"target={quoted(target)} must be the digit the models read it as, not its label")
         model_input = preprocess(drawing)  # (1, 28, 28); raises on an empty canvas before anything is written
         drawn = Image.fromarray(255 - ink_image(drawing), mode="L")
         return self._write(drawn, _input_image(model_input), dict(
             label=int(label), guess=int(guess), confidence=round(float(confidence), 4), round=int(model_round),
             source=DRAWN, session=hash_session(session), user=user, identity=_identity(identity, session),
-            target=int(target), strokes=str(strokes or "")))
+            target=int(target), strokes=str(strokes or ""), judged_by=judged_by))
 
     def add_input(self, model_input: np.ndarray, *, source: str, label: int, guess: int, confidence: float,
                   model_round: int, session: str | None = None, user: str | None = None,
@@ -135,7 +139,7 @@ class AdversarialStore:
         return self._write(Image.fromarray(255 - model_input, mode="L"), image, dict(
             label=int(label), guess=int(guess), confidence=round(float(confidence), 4), round=int(model_round),
             source=source, session=hash_session(session), user=user, identity=_identity(identity, session),
-            target=NO_TARGET, strokes=""))
+            target=NO_TARGET, strokes="", judged_by=""))
 
     def _write(self, drawn: Image.Image, model_input: Image.Image, fields: dict) -> dict:
         example_id = uuid.uuid4().hex
@@ -201,6 +205,20 @@ def _identity(kind: str, session: str | None) -> str:
     if kind not in (SIGNED_IN, SESSION, ""):
         raise ValueError(f"identity={quoted(kind)} must be {SIGNED_IN!r}, {SESSION!r} or empty")
     return kind or (SESSION if session else "")
+
+
+def _read_as(judged_by: str) -> set[int]:
+    """The digits the models of `judged_by` read a drawing as; ValueError for text that is not such a list."""
+    if not judged_by:
+        return set()
+    try:
+        readings = json.loads(judged_by)
+        read_as = {int(r["guess"]) for r in readings if isinstance(r["model"], str)}
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"judged_by={quoted(judged_by)} must be a JSON list of model readings") from err
+    if not read_as or not read_as <= set(range(10)):
+        raise ValueError(f"judged_by={quoted(judged_by)} must name the digits 0-9 the models read")
+    return read_as
 
 
 def _check_label(label: Any) -> None:

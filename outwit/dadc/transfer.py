@@ -22,10 +22,9 @@ from outwit.dadc.reviews import Reviews
 from outwit.dadc.store import DRAWN, AdversarialStore
 from outwit.ml import checkpoints
 from outwit.ml.metrics import percent
+from outwit.ml.references import REFERENCES, References
 from outwit.ml.training import predict_all
 
-MODELS = Path(__file__).resolve().parents[2] / "models"  # the shipped checkpoints, beside the package
-REFERENCES = {"seed": "blog's small network", "base": "base CNN", "robust": "robust CNN", "vit": "ViT"}
 TRANSFER_COLUMNS = ["examples from round", "examples", "model", "still fooled"]
 
 
@@ -38,14 +37,9 @@ class Judge:
     round: int | None = None
 
 
-def reference_judges(models_dir: str | Path = MODELS) -> list[Judge]:
-    """The shipped reference models found in `models_dir`, in REFERENCES' order."""
-    found = []
-    for file, name in REFERENCES.items():
-        path = Path(models_dir) / f"{file}.safetensors"
-        if path.exists():
-            found.append(Judge(name, checkpoints.load(path)[0].eval()))
-    return found
+def reference_judges(references: References) -> list[Judge]:
+    """The shipped reference models there are, in REFERENCES' order."""
+    return [Judge(REFERENCES[key], references.model(key)) for key in references.available()]
 
 
 def transfer_table(store: AdversarialStore, keep: Callable[[dict], bool], judges: list[Judge]) -> list[list]:
@@ -54,7 +48,7 @@ def transfer_table(store: AdversarialStore, keep: Callable[[dict], bool], judges
     before it only (on its own round's examples it was trained after, or was the model fooled)."""
     by_round: dict[int, list[dict]] = defaultdict(list)
     for row in store.rows():
-        if row.get("source", DRAWN) == DRAWN and keep(row):
+        if row.get("source", DRAWN) == DRAWN and row["guess"] != row["label"] and keep(row):  # fooled it
             by_round[row["round"]].append(row)
     table = []
     for model_round in sorted(by_round):
@@ -72,12 +66,11 @@ def transfer_table(store: AdversarialStore, keep: Callable[[dict], bool], judges
 class TransferCache:
     """The app's table, made again only when the examples in use or the rounds change (the Rounds tab asks for it
     each time it is opened). `round_models()`: {round: checkpoint path} of the rounds whose models served; the
-    reference models are read from `models_dir` the first time the table is asked for, not at the app's start."""
+    reference models are read the first time the table is asked for, not at the app's start."""
 
     def __init__(self, store: AdversarialStore, keep: Callable[[dict], bool],
-                 round_models: Callable[[], dict[int, Path]], models_dir: str | Path = MODELS):
-        self.store, self.keep, self.round_models, self.models_dir = store, keep, round_models, Path(models_dir)
-        self.references: list[Judge] | None = None
+                 round_models: Callable[[], dict[int, Path]], references: References):
+        self.store, self.keep, self.round_models, self.references = store, keep, round_models, references
         self._key, self._table = None, []
         self._loaded: dict[Path, nn.Module] = {}
         self._lock = threading.Lock()  # one table made at a time; the others wait for it
@@ -87,12 +80,10 @@ class TransferCache:
         rounds = self.round_models()
         key = (tuple(r["id"] for r in self.store.rows() if self.keep(r)), tuple(sorted(rounds.items())))
         with self._lock:
-            if self.references is None:
-                self.references = reference_judges(self.models_dir)
             if key != self._key:
                 later = [Judge(f"round {r}", self._model(path), r) for r, path in sorted(rounds.items())]
                 with torch.inference_mode():
-                    self._table = transfer_table(self.store, self.keep, [*self.references, *later])
+                    self._table = transfer_table(self.store, self.keep, [*reference_judges(self.references), *later])
                 self._key = key
             return self._table
 
@@ -115,7 +106,7 @@ def folder_table(folder: str | Path, *, votes_required: int = 0, extra: list[Pat
     rounds: dict[int, Path] = {}
     for path in sorted((folder / "rounds").glob("*/round-*.safetensors")):
         rounds[int(path.stem.split("-")[1])] = path
-    judges = [*reference_judges(), *(Judge(p.stem, checkpoints.load(p)[0].eval()) for p in extra),
+    judges = [*reference_judges(References()), *(Judge(p.stem, checkpoints.load(p)[0].eval()) for p in extra),
               *(Judge(f"round {r}", checkpoints.load(p)[0].eval(), r) for r, p in sorted(rounds.items()))]
     with torch.inference_mode():
         table = transfer_table(store, reviews.usable, judges)

@@ -48,14 +48,14 @@ MNIST guesses it, and the drawings it gets wrong are saved here with the digit t
 | `input` | the 28×28 MNIST-style image the model saw (white ink on black) |
 | `source` | `drawn` by a person, or the attack that made the input (e.g. `pgd-40x1@0.1`: PGD, 40 steps, ε 0.1) |
 | `label` | the digit the person drew (0–9): the true label |
-| `guess` | the digit the model said, and `confidence` its probability |
+| `guess` | the digit the serving round's model said, and `confidence` its probability |
 | `round` | the round of the model that was fooled (0: the base model) |
 | `split` | `train`, or `test`: one in five examples is held out as the adversarial test set and never trained on |
 | `created` | when it was saved (UTC) |
 | `session` | a short hash of the visitor's page session, or, signed in with Hugging Face, of their Hub name |
 | `user` | the Hub username of a signed-in visitor, or the display name a visitor typed, if any |
 | `id`, `seq`, `shard` | the example's id, its place among its shard's additions, and the app replica that wrote it |
-| `extra` | the example's other fields, as JSON: the three below, on examples saved since they were kept |
+| `extra` | the example's other fields, as JSON: the four below, on examples saved since they were kept |
 
 `extra` holds, on newer examples (older ones lack them: read a missing one as empty):
 
@@ -64,15 +64,22 @@ MNIST guesses it, and the drawings it gets wrong are saved here with the digit t
 | `identity` | how the person was known: `signed-in` (with Hugging Face: one person anywhere) or `session` |
 | `target` | a targeted challenge met: the digit they made the model read it as ("your 3 as an 8": 8); -1: none |
 | `strokes` | the pen strokes that drew it (Quick, Draw!'s raw format, below); empty when not drawn with the brush |
+| `judged_by` | the models the person set out to fool and what each read it as (JSON text, below) |
 
 `strokes` is JSON text: a list per stroke of `[[x0, x1, ...], [y0, y1, ...], [t0, t1, ...]]`, x and y in pixels of
 the 280×280 canvas (top left 0, 0), t in ms since the drawing's first point. It is empty for a machine's example and
 for a drawing changed with another tool (undo, the eraser, an upload), whose strokes no longer make it.
 
+`judged_by` is JSON text too: a list of `{{"model", "guess", "confidence"}}`, one per model the person chose to fool
+(`serving`, the round's model, with its `round`; or a fixed reference: `seed` the blog's small network, `base`,
+`robust`, `vit`). Every one of them read the drawing as another digit than `label`; a drawing made to fool the
+references alone may be one the serving model read right (its `guess` is then `label`).
+
 ```python
 import json
 extra = json.loads(ds["train"][0]["extra"] or "{{}}")
 strokes = json.loads(extra.get("strokes") or "[]")  # e.g. [[[20, 21, ...], [40, 44, ...], [0, 16, ...]], ...]
+judged_by = json.loads(extra.get("judged_by") or "[]")  # e.g. [{{"model": "vit", "guess": 8, "confidence": 0.6}}]
 ```
 
 ## Load it

@@ -1,7 +1,9 @@
-"""Adversarial training: learn from attacked inputs (Madry et al.'s min-max), guarded against catastrophic overfitting.
+"""Adversarial training: learn from attacked inputs (Madry et al.'s min-max, or TRADES), guarded against
+catastrophic overfitting.
 
-`trainer.train(..., adversarial=AdversarialTraining(...))` attacks every batch with `perturbation` before the
-optimiser step; `CollapseGuard` runs a PGD check after each epoch at full epsilon.
+`trainer.train(..., adversarial=AdversarialTraining(...))` learns each batch from `batch_loss`: the cross-entropy
+on attacked inputs (`perturbation`), or TRADES's trade-off; `CollapseGuard` runs a PGD check after each epoch at
+full epsilon.
 """
 from __future__ import annotations
 
@@ -11,12 +13,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from outwit.ml import attacks
 
 log = logging.getLogger(__name__)
 
-MODES = ("none", "fgsm-rs", "pgd")
+MODES = ("none", "fgsm-rs", "pgd", "trades")
 
 
 def perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str, eps: float, *,
@@ -30,11 +33,43 @@ def perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str, 
         return x
     if mode == "fgsm-rs":
         return attacks.pgd_in_current_mode(model, x, y, eps, 1.25 * eps, 1, True, generator)
-    if mode == "pgd":
+    if mode in ("pgd", "trades"):  # TRADES learns from its own search (`trades_loss`); PGD's here is for a caller
         return attacks.pgd_in_current_mode(model, x, y, eps, attacks.madry_step(eps, pgd_steps), pgd_steps, True,
                                            generator)
     raise ValueError(f"adversarial training mode {mode!r} is not one of {MODES}")
 
+
+def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int, beta: float,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """TRADES (Zhang et al. 2019): cross-entropy on the clean batch plus beta times the KL divergence between the
+    model's clean and attacked outputs, the attacked input found by PGD on that divergence (in eval mode, from a
+    tiny Gaussian start, as their code does). Learns from clean inputs too, so clean accuracy suffers less."""
+    step_size = attacks.madry_step(eps, steps)
+    with attacks.eval_mode(model):
+        with torch.no_grad():
+            clean_probs = F.softmax(model(x), dim=1)
+        noise = torch.randn(x.shape, generator=generator).to(x.device) * 0.001
+        x_adv = (x + noise).clamp(0, 1)
+        for _ in range(steps):
+            x_adv = x_adv.detach().requires_grad_(True)
+            with torch.enable_grad():
+                divergence = F.kl_div(F.log_softmax(model(x_adv), dim=1), clean_probs, reduction="sum")
+                (grad,) = torch.autograd.grad(divergence, x_adv)
+            x_adv = torch.min(torch.max(x_adv.detach() + step_size * grad.sign(), x - eps), x + eps).clamp(0, 1)
+    logits = model(x)
+    robust = F.kl_div(F.log_softmax(model(x_adv), dim=1), F.softmax(logits, dim=1), reduction="batchmean")
+    return F.cross_entropy(logits, y) + beta * robust
+
+
+def batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, adversarial: AdversarialTraining | None, *,
+               eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The loss a training step goes down for the batch (x, y), at this step's epsilon."""
+    if adversarial is None:
+        return F.cross_entropy(model(x), y)
+    if adversarial.mode == "trades" and eps > 0:
+        return trades_loss(model, x, y, eps, steps=adversarial.pgd_steps, beta=adversarial.beta, generator=generator)
+    x = perturbation(model, x, y, adversarial.mode, eps, pgd_steps=adversarial.pgd_steps, generator=generator)
+    return F.cross_entropy(model(x), y)
 
 
 @dataclass(frozen=True)
@@ -43,7 +78,8 @@ class AdversarialTraining:
 
     mode: str = "fgsm-rs"  # one of MODES
     eps: float = 0.3
-    pgd_steps: int = 7  # for mode "pgd"
+    pgd_steps: int = 7  # attack steps per batch, for modes "pgd" and "trades"
+    beta: float = 6.0  # mode "trades": weight of the robustness term (Zhang et al.'s MNIST choice)
     eps_warmup: float = 0.3  # epsilon ramps up from 0 over this fraction of the steps
     check_size: int = 200  # training images the PGD check attacks after each epoch
     collapse: float = 0.2  # robust accuracy this far below its best on the check = catastrophic overfitting: stop
@@ -52,6 +88,7 @@ class AdversarialTraining:
         for name, ok, rule in (("mode", self.mode in MODES, f"one of {MODES}"),
                                ("eps", 0 < self.eps <= 1, "more than 0 and at most 1"),
                                ("pgd_steps", self.pgd_steps >= 1, "at least 1"),
+                               ("beta", self.beta > 0, "more than 0"),
                                ("eps_warmup", 0 <= self.eps_warmup < 1, "from 0 to less than 1"),
                                ("check_size", self.check_size >= 1, "at least 1"),
                                ("collapse", 0 < self.collapse <= 1, "more than 0 and at most 1")):

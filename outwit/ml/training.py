@@ -64,8 +64,8 @@ def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epoch
           weight_decay: float = 1e-4, progress: bool = False, adversarial: AdversarialTraining | None = None) -> dict:
     """Train on (N, 1, 28, 28) inputs in [0, 1] with AdamW and a warm-up + cosine schedule; returns loss figures.
 
-    With `adversarial`, every batch is attacked first and the model learns from the attacked batch; after each epoch
-    at full epsilon a PGD check runs, and a collapse of its robust accuracy restores the best weights and stops.
+    With `adversarial`, every batch is attacked first and the model learns from the attack (`batch_loss`); after each
+    epoch at full epsilon a PGD check runs, and a collapse of its robust accuracy restores the best weights and stops.
     """
     if len(inputs) == 0:
         raise ValueError("no training examples")
@@ -85,10 +85,9 @@ def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epoch
             x, y = inputs[idx], labels[idx]
             if augment:
                 x = random_affine(x, generator)
-            if adversarial:
-                x = adversarial_training.perturbation(model, x, y, adversarial.mode, adversarial.eps_at(step, total),
-                                                  pgd_steps=adversarial.pgd_steps, generator=generator)
-            losses.append(optimiser_step(optimizer, schedule, F.cross_entropy(model(x), y)))
+            eps = adversarial.eps_at(step, total) if adversarial else 0.0
+            loss = adversarial_training.batch_loss(model, x, y, adversarial, eps=eps, generator=generator)
+            losses.append(optimiser_step(optimizer, schedule, loss))
             step += 1
             if bar is not None:
                 bar.update(1)

@@ -9,22 +9,18 @@ from outwit.dadc.store import NO_TARGET
 from outwit.ml.metrics import percent
 from outwit.services import Services
 from outwit.text import quoted
-from outwit.ui.components import DIGITS, user_error
+from outwit.ui.components import DIGITS, InOurWords
 
 AIMS = [("any wrong digit (no challenge)", NO_TARGET), *[(d, int(d)) for d in DIGITS]]
 
 
-class AimDropdown(gr.Dropdown):
-    """The challenge's digit; anything else (12, "eight") is refused with the page's own words."""
+class AimDropdown(InOurWords, gr.Dropdown):
+    """The challenge's digit; anything else (12, "eight") is refused."""
 
-    def get_block_name(self) -> str:
-        return "dropdown"
+    block = "dropdown"
 
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except gr.Error:
-            raise user_error(f"A challenge's digit is 0–9, or -1 for none, not {quoted(payload)}") from None
+    def refusal(self, payload) -> str:
+        return f"A challenge's digit is 0–9, or -1 for none, not {quoted(payload)}"
 
 
 def challenge_handlers(services: Services):

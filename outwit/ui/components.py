@@ -46,17 +46,32 @@ def drawn_input(drawing: dict | None):
     return model_input
 
 
-class DigitRadio(gr.Radio):
-    """The ten digits; anything else (-1, 10, "seven") is refused with the page's own words."""
+class InOurWords:
+    """For a choice component (mixed in before it): what it does not offer is refused with the page's own words
+    (`refusal`), not Gradio's list of the choices' values."""
+
+    block = ""  # the Gradio block it is drawn as
+
+    def refusal(self, payload) -> str:
+        raise NotImplementedError
 
     def get_block_name(self) -> str:
-        return "radio"
+        return self.block
 
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
         except gr.Error:
-            raise user_error(f"Pick a digit from 0 to 9, not {quoted(payload)}") from None
+            raise user_error(self.refusal(payload)) from None
+
+
+class DigitRadio(InOurWords, gr.Radio):
+    """The ten digits; anything else (-1, 10, "seven") is refused."""
+
+    block = "radio"
+
+    def refusal(self, payload) -> str:
+        return f"Pick a digit from 0 to 9, not {quoted(payload)}"
 
 
 def digit_choice(elem_id: str, label: str = "The digit you drew", **kwargs) -> DigitRadio:

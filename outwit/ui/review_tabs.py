@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from outwit.dadc.opponents import told
 from outwit.dadc.reviews import REPORT_REASONS, ReviewError
 from outwit.dadc.standings import (
     LEADERBOARD_COLUMNS,
@@ -40,8 +41,8 @@ def validation_handlers(services: Services):
         standing = reviews.standing(row["id"])
         split = (f" The votes so far are split ({standing.correct} yes, {standing.incorrect} no): it needs "
                  f"{needed} more on one side than the other." if standing.correct and standing.incorrect else "")
-        question = (f"### Is this a **{row['label']}**?\nThe person who drew it says so; the model said "
-                    f"{row['guess']}. {len(queue)} waiting; an example is decided after {needed} agreeing "
+        question = (f"### Is this a **{row['label']}**?\nThe person who drew it says so; {told(row)}. "
+                    f"{len(queue)} waiting; an example is decided after {needed} agreeing "
                     f"vote{'s' if needed > 1 else ''}, and a split vote asks for more (at most "
                     f"{reviews.limit}).{split}")
         return str(store.path_of(row)), question, row["id"]

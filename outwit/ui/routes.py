@@ -1,6 +1,6 @@
 """Plain routes beside Gradio's, for what every page asks most often:
-- `POST /outwit/guess`: the strokes the page recorded (the JSON `outwit.ml.strokes` reads) → the guess as the page's
-  gr.Label takes it;
+- `POST /outwit/guess?models=serving,vit`: the strokes the page recorded (the JSON `outwit.ml.strokes` reads) → the
+  first chosen model's guess as the page's gr.Label takes it, and a line saying what each chosen model read;
 - `GET /outwit/panel`: the serving round and the versions of the panel's parts, which a page's 5-s tick compares
   with what it shows before it asks Gradio for the parts that changed;
 - `POST /outwit/tried`: a guessed drawing was cleared without being saved (one more attempt that did not fool).
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Callable
 
+import gradio as gr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -28,21 +29,25 @@ from outwit.ml.strokes import StrokesError
 GUESS_PATH, PANEL_PATH, TRIED_PATH = "/outwit/guess", "/outwit/panel", "/outwit/tried"
 
 
-def guess_route(predict: Callable, label: Callable, canvas: int, brush_radius: float) -> Route:
-    """`predict`: ink → probabilities; `label`: probabilities → the Label's value as the page takes it."""
+def guess_route(read: Callable, label: Callable, canvas: int, brush_radius: float) -> Route:
+    """`read(ink, models)`: the chosen models' reading (the drawing tab's) → (probabilities, what each read);
+    `label`: probabilities → the Label's value as the page takes it."""
 
-    def guess(payload: str) -> JSONResponse:  # run in Starlette's thread pool: the model leaves the GIL
+    def guess(payload: str, models: str | None) -> JSONResponse:  # in Starlette's thread pool: the model leaves the GIL
         try:
-            probs = predict(strokes.ink(payload, canvas, brush_radius))
+            probs, readings = read(strokes.ink(payload, canvas, brush_radius), models)
         except StrokesError as err:
             return JSONResponse({"error": f"The quick guess could not read the strokes: {err}"}, status_code=400)
         except EmptyDrawingError:
-            return JSONResponse({"label": None})
-        return JSONResponse({"label": label(probs)})
+            return JSONResponse({"label": None, "readings": ""})
+        except gr.Error as err:  # the choice of models: said where the readings go
+            return JSONResponse({"label": None, "readings": err.message})
+        return JSONResponse({"label": label(probs), "readings": readings})
 
     async def endpoint(request: Request) -> JSONResponse:
         body = await request.body()  # the page's body limit (http_limits.BodyLimit) holds here too
-        return await run_in_threadpool(guess, body.decode("utf-8", errors="replace"))
+        models = request.query_params.get("models")  # absent: the serving model's guess alone
+        return await run_in_threadpool(guess, body.decode("utf-8", errors="replace"), models)
 
     return Route(GUESS_PATH, endpoint, methods=["POST"])
 

@@ -15,9 +15,9 @@ PAGE_CSS = ASSETS / "page.css"
 
 SELECT_BRUSH = "() => window.outwit.selectBrush()"  # each canvas's brush picked, once it is on the page
 RECORD_STROKES = "() => window.outwit.recordStrokes()"  # the strokes the quick guess sends
-QUICK_GUESS = "(shown) => window.outwit.quickGuess(shown)"  # the guess for the strokes: the Label's new value
+QUICK_GUESS = "(shown, models) => window.outwit.quickGuess(shown, models)"  # the guess for the strokes by the chosen
+# models: the Label's new value, and the line saying what each read
 CLEARED = "(sandbox, aim) => window.outwit.cleared(sandbox, aim)"  # an attempt counted if a guess was shown; cleared
-WITH_STROKES = "(...args) => window.outwit.withStrokes(args)"  # a save's inputs, the last one the strokes recorded
 PANEL_TICK = "() => window.outwit.panelTick()"  # the panel's parts asked for only when they changed
 CLEAR_SAVED = "() => window.outwit.clearSaved()"  # after a save: cleared, and not one more attempt
 
@@ -40,6 +40,11 @@ def head() -> str:
 def clear_canvas(elem_id: str) -> str:
     """Clear one canvas with the editor's own button, which keeps the brush ready (a value of None would not)."""
     return f"() => window.outwit.clearCanvas({json.dumps(elem_id)})"
+
+
+def with_strokes(at: int) -> str:
+    """A save's inputs as they are, but the one at `at`: the strokes the page recorded."""
+    return f"(...args) => window.outwit.withStrokes(args, {at})"
 
 
 def label_elements() -> str:

@@ -210,8 +210,8 @@ def test_an_old_loose_repo_is_restored_then_moved_into_packs(hub, tmp_path):
 
 
 def test_packs_with_the_new_fields_load_beside_old_ones_and_restore_them(hub, tmp_path):
-    """An old replica's examples (no identity, target or strokes) and a new one's go up; what a person downloads
-    loads with `datasets` (the new fields in `extra`), and a fresh replica gets each row back with its fields."""
+    """An old replica's examples (no identity, target, strokes or judged_by) and a new one's go up; what a person
+    downloads loads with `datasets` (the new fields in `extra`), and a fresh replica gets each row back with them."""
     import datasets
 
     write_examples(tmp_path / "old", "old", 10)
@@ -219,8 +219,10 @@ def test_packs_with_the_new_fields_load_beside_old_ones_and_restore_them(hub, tm
     old_link.stop(final_push=False)
     new = AdversarialStore(tmp_path / "new" / "adversarial", shard="new")
     strokes = json.dumps([[[10, 20], [30, 40], [0, 16]]])
+    judged = json.dumps([{"model": "serving", "guess": 3, "confidence": 0.9, "round": 0},
+                         {"model": "vit", "guess": 3, "confidence": 0.7}])
     row = new.add(rotated_sketch(3, 0), label=8, guess=3, confidence=0.9, model_round=0, session="hf:ada", user="ada",
-                  identity="signed-in", target=3, strokes=strokes)
+                  identity="signed-in", target=3, strokes=strokes, judged_by=judged)
     _, new_link = start_link(hub, tmp_path / "new", "new", Layout(pack_rows=100))
     new_link.stop(final_push=False)
     folder = tmp_path / "download"
@@ -230,10 +232,10 @@ def test_packs_with_the_new_fields_load_beside_old_ones_and_restore_them(hub, tm
     loaded = datasets.load_dataset(str(folder), cache_dir=str(tmp_path / "cache"))
     assert loaded["train"].num_rows + loaded["test"].num_rows == 11
     mine = next(r for split in loaded.values() for r in split if r["id"] == row["id"])
-    assert json.loads(mine["extra"]) == {"identity": "signed-in", "target": 3, "strokes": strokes}
+    assert json.loads(mine["extra"]) == {"identity": "signed-in", "target": 3, "strokes": strokes, "judged_by": judged}
     fresh = AdversarialStore(tmp_path / "fresh" / "adversarial", shard="reader")
     start_link(hub, tmp_path / "fresh", "reader", Layout(pack_rows=100))[1].stop(final_push=False)
     fresh.refresh()
     back = fresh.row(row["id"])
-    assert (back["identity"], back["target"], back["strokes"]) == ("signed-in", 3, strokes)
+    assert (back["identity"], back["target"], back["strokes"], back["judged_by"]) == ("signed-in", 3, strokes, judged)
     assert all("target" not in r for r in fresh.rows() if r["shard"] == "old")  # old rows read as they were

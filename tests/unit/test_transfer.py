@@ -9,6 +9,7 @@ from outwit.dadc.store import AdversarialStore
 from outwit.dadc.transfer import Judge, folder_table, reference_judges, transfer_table
 from outwit.ml import checkpoints, data
 from outwit.ml.attacks import Attack, robust_accuracy
+from outwit.ml.references import References
 from outwit.sim.drawings import draw_sketch
 from tests.paths import MODELS
 
@@ -42,7 +43,8 @@ def test_each_rounds_examples_are_tried_on_the_references_and_on_later_rounds_on
 
 
 def test_the_shipped_references_are_the_blogs_network_the_cnns_and_the_vit():
-    assert [j.name for j in reference_judges(MODELS)] == ["blog's small network", "base CNN", "robust CNN", "ViT"]
+    names = [j.name for j in reference_judges(References(MODELS))]
+    assert names == ["blog's small network", "base CNN", "robust CNN", "ViT"]
 
 
 def test_trainer_evaluate_examples_prints_the_table_of_any_data_folder(tmp_path, capsys):

@@ -99,25 +99,25 @@
   };
   // What a save sends with the drawing: its strokes with their times, which the row keeps (Quick, Draw!'s format,
   // outwit/ml/strokes.py); nothing once another tool than the brush was used (they no longer make the drawing).
-  outwit.withStrokes = (args) => [...args.slice(0, -1), outwit.strokesPayload()];
-  // The quick guess's event (client-side): the guess for the strokes so far, as the Label takes it. Answers that come
-  // back out of order give way to the newest.
+  outwit.withStrokes = (args, at) => args.map((arg, i) => (i === at ? outwit.strokesPayload() : arg));
+  // The quick guess's event (client-side): the chosen models' guess for the strokes so far, as the Label takes it,
+  // and what each read. Answers that come back out of order give way to the newest.
   let asked = 0, newest = null;
   const route = (path) => `${(window.gradio_config?.root || location.href.split(/[?#]/)[0]).replace(/\/$/, '')}${path}`;
-  outwit.quickGuess = async (shown) => {
+  outwit.quickGuess = async (shown, models) => {
     const payload = outwit.strokesPayload();
-    if (!payload) return shown;
+    if (!payload) return [shown, ''];
     const mine = ++asked;
-    const answer = fetch(route('/outwit/guess'), {method: 'POST', body: payload,
-                                                  headers: {'content-type': 'application/json'}})
+    const answer = fetch(route(`/outwit/guess?models=${encodeURIComponent((models || []).join(','))}`),
+                         {method: 'POST', body: payload, headers: {'content-type': 'application/json'}})
       .then(async (response) => {
         const body = await response.json();
         if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-        return body.label ?? {};  // no digit: an empty Label
+        return [body.label ?? {}, body.readings ?? ''];  // no digit: an empty Label
       });
     newest = answer;
-    const label = await answer;
-    return mine === asked ? label : newest;
+    const guessed = await answer;
+    return mine === asked ? guessed : newest;
   };
   // Whether the canvas being cleared held a guessed drawing (one more attempt that did not fool); not after a save.
   outwit.guessShown = () => {
