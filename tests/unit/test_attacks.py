@@ -124,6 +124,19 @@ def test_training_perturbations_stay_within_epsilon():
         adversarial_training.perturbation(model, x, y, "free", 0.3)
 
 
+def test_trades_adds_beta_times_the_divergence_its_search_finds_to_the_clean_loss():
+    torch.manual_seed(0)
+    model, x, y = build_model("seed").eval(), torch.rand(8, 1, 28, 28), torch.arange(8)
+    clean = torch.nn.functional.cross_entropy(model(x), y)
+    loss = {beta: adversarial_training.trades_loss(model, x, y, 0.3, steps=3, beta=beta,
+                                                   generator=torch.Generator().manual_seed(0)) for beta in (1.0, 6.0)}
+    assert loss[1.0] > clean  # the search found outputs that differ from the clean ones
+    assert (loss[6.0] - clean).item() == pytest.approx(6 * (loss[1.0] - clean).item(), rel=1e-4)
+    batch = adversarial_training.batch_loss(model, x, y, adversarial_training.AdversarialTraining(mode="trades"),
+                                            eps=0.0)
+    assert batch.item() == pytest.approx(clean.item())  # at epsilon 0 (the ramp's start) the clean loss alone
+
+
 class _ScriptedChecks(adversarial_training.AdversarialTraining):
     """The PGD check's answers are scripted, to drive the guard through a collapse."""
 
@@ -147,7 +160,8 @@ def test_a_collapse_of_the_pgd_check_restores_the_best_weights_and_stops():
 
 
 def test_adversarial_training_settings_are_checked():
-    for kwargs, name in (({"mode": "free"}, "mode"), ({"eps": 0}, "eps"), ({"eps_warmup": 1}, "eps_warmup")):
+    for kwargs, name in (({"mode": "free"}, "mode"), ({"eps": 0}, "eps"), ({"eps_warmup": 1}, "eps_warmup"),
+                         ({"beta": 0}, "beta")):
         with pytest.raises(ValueError, match=name):
             adversarial_training.AdversarialTraining(**kwargs)
     ramp = adversarial_training.AdversarialTraining(eps=0.3, eps_warmup=0.5)
@@ -160,7 +174,7 @@ from tests.unit.test_data_and_trainer import run_cli  # noqa: E402
 
 
 @pytest.mark.parametrize("arch", ["seed", "cnn", "vit"])
-@pytest.mark.parametrize("mode", ["fgsm-rs", "pgd"])
+@pytest.mark.parametrize("mode", ["fgsm-rs", "pgd", "trades"])
 def test_cli_trains_every_architecture_adversarially(tmp_path, capsys, arch, mode):
     out = tmp_path / f"{arch}.safetensors"
     code, result, err = run_cli(capsys, "pretrain", "--arch", arch, "--adv-train", mode, "--eps", "0.2",
