@@ -119,9 +119,9 @@ def drawing_handlers(services: Services):
                 f"{now.until_next_round} more until the next retrain."), mine, row["id"]
 
     def list_saved(mine: list, last: str):
-        """After a save: this visitor's saved drawings, the newest picked (what they may retract); the guess and the
-        digit cleared for the next drawing."""
-        return gr.update(choices=[tuple(m) for m in mine], value=last or None), None, None
+        """After a save: this visitor's saved drawings, the newest picked (what they may retract); the guess, the
+        digit and what each model read cleared for the next drawing."""
+        return gr.update(choices=[tuple(m) for m in mine], value=last or None), None, None, ""
 
     def own_saved(profile: gr.OAuthProfile | None = None):
         """On opening the page signed in: every drawing this person saved and has not retracted, from any tab,
@@ -253,13 +253,14 @@ def drawing_tab(services: Services, name: gr.Textbox, sandbox: gr.Checkbox) -> D
     guessed(editor_guess.click, api_name="predict")
     guessed(opponents.change, api_visibility="private")  # a new choice of models (or all of them)
     every_model = [key for _, key in services.collector.opponents.choices()]
-    fool_all.click(None, None, opponents, js=f"() => {json.dumps(every_model)}")
+    fool_all.click(None, None, opponents, js=f"() => [{json.dumps(every_model)}]")  # one output: a list
     # an attempt counted on the plain route /outwit/tried, with the digit read and the challenge on
-    sketch.clear(None, [sandbox, aim], guess, js=scripts.CLEARED)
+    sketch.clear(None, [sandbox, aim], [guess, readings], js=scripts.CLEARED)
     clear.click(None, js=scripts.clear_canvas("sketchpad"))
     saving = save.click(flag, [sketch, digit, name, sandbox, mine, aim, pen, opponents], [message, mine, saved_id],
                         api_name="flag", js=scripts.with_strokes(at=6))
-    after_save = saving.success(list_saved, [mine, saved_id], [saved, guess, digit], api_visibility="private").then(
+    after_save = saving.success(list_saved, [mine, saved_id], [saved, guess, digit, readings],
+                                api_visibility="private").then(
         None, js=scripts.CLEAR_SAVED)
     retracting = retract_button.click(retract, saved, retract_message, api_name="retract")
     wire_challenges(services, suggest, [digit, aim, challenge])

@@ -1,5 +1,7 @@
 """What the model sees, in a browser: beside the guess when asked, with each example to validate, and with each
 attack: the 28×28 input coloured by Integrated Gradients, and a caption that names the digit it explains."""
+import json
+
 import pytest
 
 from outwit.config import Config
@@ -58,3 +60,30 @@ def test_the_rounds_tab_shows_what_fooled_each_round_tried_on_the_other_models(s
         assert model in table
     assert "100.0%" in table
     shoot(page, "models", "2-transfer")
+
+
+def test_a_visitor_picks_the_models_to_fool_and_a_save_keeps_what_each_said(served, browser):
+    url, services = served
+    page = opened(browser.new_context(viewport=LAPTOP).new_page(), url)
+    page.locator("#opponents").get_by_text("ViT", exact=True).click()
+    draw(page, 7)
+    wait_for_guess(page, 7)  # the first chosen model's guess: this round's
+    page.wait_for_function("() => /round 0's model: 7 \\(\\d+%\\) · ViT: 7 \\(/.test("
+                           "document.querySelector('#readings').innerText)", timeout=30_000)
+    page.locator("#fool-all").click()
+    page.wait_for_function("() => document.querySelectorAll('#opponents input:checked').length === 5",
+                           timeout=10_000)
+    page.locator("#readings").get_by_text("blog's small network: 7").wait_for(timeout=30_000)  # guessed again
+    shoot(page, "models", "3-fool-them-all")
+    page.locator('#digit [data-testid="1-radio-label"]').click()  # every model read a 7; the person says 1
+    page.locator("#save").click()
+    words = ("Saved: you drew 1, round 0's model said 7, the blog's small network said 7, the base CNN said 7, "
+             "the robust CNN said 7 and the ViT said 7.")
+    page.locator("#flag-message").get_by_text(words).wait_for(timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('#readings').innerText.trim()", timeout=30_000)  # cleared
+    row = services.store.latest(1)[0]
+    assert [(r["model"], r["guess"]) for r in json.loads(row["judged_by"])] == [
+        ("serving", 7), ("seed", 7), ("base", 7), ("robust", 7), ("vit", 7)]
+    for name in ("this round's model", "blog's small network", "base CNN", "robust CNN", "ViT"):
+        page.locator("#opponents").get_by_text(name, exact=True).click()  # none chosen
+    page.locator("#readings").get_by_text("Choose at least one model to fool").wait_for(timeout=30_000)

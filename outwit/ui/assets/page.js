@@ -132,7 +132,7 @@
     const read = document.querySelector('#guess [data-testid="label-output-value"]')?.textContent?.trim();
     const body = JSON.stringify({guess: /^[0-9]$/.test(read || '') ? Number(read) : null, aim: aim ?? -1});
     if (outwit.guessShown() && !sandbox) fetch(route('/outwit/tried'), {method: 'POST', body}).catch(() => {});
-    return {};  // an empty Label, as Gradio sends None (null would be taken as no change)
+    return [{}, ''];  // an empty Label, as Gradio sends None (null would be no change), and no readings
   };
 
   // The panel's 5-s tick (client-side): ask the plain route /outwit/panel what the panel is at, and only when a part
@@ -177,7 +177,7 @@
   const sent = new Map();  // a part's name, size and hash → the server's answer
   outwit.wantDrawing = () => { wantedUntil = performance.now() + 10000; };
   document.addEventListener('click', (event) => {
-    if (event.target.closest?.('#save, #attack-run, #explain')) outwit.wantDrawing();
+    if (event.target.closest?.('#save, #attack-run, #explain, #opponents, #fool-all')) outwit.wantDrawing();
     else if (event.target.closest?.('button[aria-label="Clear canvas"]')) wantedUntil = 0;  // nothing left to read
   }, true);
   document.addEventListener('pointerdown', (event) => {
