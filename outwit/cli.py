@@ -1,8 +1,10 @@
-"""The command line: pretrain, evaluate and attack digit models; make a shifted pool and simulate DADC on it; run
-the rounds for replicas that only collect (round_runner.py).
+"""The command line: pretrain, evaluate and attack digit models; see what they read a drawing as and what the
+model sees of it; make a shifted pool and simulate DADC on it (outwit/sim/commands.py); run the rounds for replicas
+that only collect (round_runner.py).
 
     python trainer.py pretrain --arch cnn --out models/base.safetensors
     python trainer.py evaluate --checkpoint models/base.safetensors
+    python trainer.py see --image drawing.png --out seen.png
 
 `trainer.py` only calls `main`; each command prints one JSON line, or an error and exit code 2.
 """
@@ -12,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,17 +22,16 @@ import torch
 
 from model import ARCHITECTURES, CNNConfig, build_model
 from outwit import round_runner
-from outwit.config import DATA_SOURCES, TUNES, Config
+from outwit.config import DATA_SOURCES
 from outwit.dadc import transfer
-from outwit.ml import adversarial_training, checkpoints, data, robustness
+from outwit.ml import adversarial_training, checkpoints, data, readings, robustness
 from outwit.ml.adversarial_training import AdversarialTraining
 from outwit.ml.attacks import Attack, robust_accuracy
 from outwit.ml.data import fixed_subset
 from outwit.ml.metrics import MNIST, ROBUST, Accuracy, Metrics
+from outwit.ml.references import REFERENCES
 from outwit.ml.training import evaluate, seed_everything, train
-from outwit.services import start_services
-from outwit.sim import pool
-from outwit.sim.simulate import serving_mnist, simulate, write_csv, write_plot
+from outwit.sim import commands as sim_commands
 
 
 def pretrain(args: argparse.Namespace) -> dict:
@@ -207,64 +207,17 @@ def parser() -> argparse.ArgumentParser:
     attack_options(a, restarts=1)
     a.add_argument("--out", type=Path, default=Path("attack.png"), help="PNG to write")
     data_options(a)
-    simulation_commands(commands)
+    v = commands.add_parser("see", help="what each model reads a drawing as, and what the model sees of it (its "
+                                        "28×28 input, tinted by Integrated Gradients)", formatter_class=fmt)
+    v.add_argument("--image", type=Path, required=True, help="a drawing: any image, dark ink on light or light on dark")
+    v.add_argument("--checkpoint", type=Path, default=Path("models/base.safetensors"), help="the model to explain")
+    v.add_argument("--references", type=lambda t: [k for k in t.split(",") if k], default=list(REFERENCES),
+                   help="comma-separated fixed models to read it too (the models a visitor may fool): "
+                        + ", ".join(f"{k} ({n})" for k, n in REFERENCES.items()))
+    v.add_argument("--out", type=Path, default=None, help="PNG to write the picture to (default: none)")
+    sim_commands.add_commands(commands)
     round_runner.add_command(commands)
     return root
-
-
-def simulation_commands(commands) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    s = commands.add_parser("simulate", help="run DADC with simulated visitors drawing from a pool of images",
-                            formatter_class=fmt)
-    s.add_argument("--pool", type=Path, required=True, help="imagefolder pool: DIR/<digit>/*.png")
-    s.add_argument("--rounds", type=int, default=5, help="rounds to run")
-    s.add_argument("--every", type=int, default=10, help="fooling examples per round (RETRAIN_EVERY)")
-    s.add_argument("--steps", type=int, default=80, help="fine-tuning steps per round (ROUND_STEPS)")
-    s.add_argument("--tune", choices=TUNES, default="upper", help="what a round trains (ROUND_TUNE)")
-    s.add_argument("--held-out", type=float, default=0.3, help="share of the pool never drawn, to measure on")
-    s.add_argument("--users", type=int, default=5, help="simulated visitors taking turns")
-    s.add_argument("--seed", type=int, default=0, help="how the pool is split and ordered")
-    s.add_argument("--model", type=Path, default=Path("models/base.safetensors"), help="the starting model")
-    s.add_argument("--data", choices=DATA_SOURCES, default="auto", help="MNIST source for replay and evaluation")
-    s.add_argument("--work", type=Path, default=None, help="data folder for the store and rounds (default: a "
-                                                            "temporary one, removed after)")
-    s.add_argument("--out", type=Path, default=Path("simulation"), help="folder for simulation.csv and .png")
-    m = commands.add_parser("make-pool", help="write a shifted pool of digits unlike MNIST (fonts, seven-segment "
-                                              "strokes)", formatter_class=fmt)
-    m.add_argument("--out", type=Path, required=True, help="folder to write DIR/<digit>/*.png to")
-    m.add_argument("--per-digit", type=int, default=150, help="images per digit")
-    m.add_argument("--seed", type=int, default=0, help="random seed")
-
-
-def make_pool_command(args: argparse.Namespace) -> dict:
-    root = pool.make_pool(args.out, per_digit=args.per_digit, seed=args.seed)
-    return {"pool": str(root), "images": len(pool.load_pool(root))}
-
-
-def simulate_command(args: argparse.Namespace) -> dict:
-    items = pool.load_pool(args.pool)
-    for name, value, low in (("--rounds", args.rounds, 1), ("--every", args.every, 1), ("--users", args.users, 1)):
-        if value < low:
-            raise ValueError(f"{name}={value} must be at least {low}")
-    with tempfile.TemporaryDirectory(prefix="outwit-simulate-") as scratch:
-        work = args.work or Path(scratch)
-        config = Config(model_path=args.model, data_dir=work, mnist_data=args.data, retrain_every=args.every,
-                        round_steps=args.steps, round_tune=args.tune, robust_eps=0.0, replica="simulation")
-        services = start_services(config)
-        try:
-            started = time.perf_counter()
-            results = simulate(services, items, rounds=args.rounds, users=args.users, held_out=args.held_out,
-                               seed=args.seed)
-            seconds = time.perf_counter() - started
-            mnist_name = serving_mnist(services).dataset
-        finally:
-            services.stop()
-    args.out.mkdir(parents=True, exist_ok=True)
-    csv_path = write_csv(results, args.out / "simulation.csv")
-    png_path = write_plot(results, args.out / "simulation.png", args.pool.name, mnist_name)
-    return {"rounds": [asdict(r) for r in results], "pool_ran_out": len(results) - 1 < args.rounds,
-            "seconds": round(seconds, 1), "csv": str(csv_path),
-            "plot": str(png_path), "pool": str(args.pool), "pool_images": len(items), "mnist": mnist_name}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "rounds":
             result = round_runner.rounds_command(args)
         elif args.command in ("simulate", "make-pool"):
-            result = (simulate_command if args.command == "simulate" else make_pool_command)(args)
+            result = (sim_commands.simulate_command if args.command == "simulate"
+                      else sim_commands.make_pool_command)(args)
+        elif args.command == "see":
+            result = readings.see(args.image, args.checkpoint, args.references, args.out)
         else:
             result = evaluate_command(args)
     except (OSError, ValueError, RuntimeError) as err:

@@ -1,9 +1,13 @@
 """What the model sees: Integrated Gradients over the shipped model, checked against what it promises."""
+import json
+
 import numpy as np
 import pytest
+from PIL import Image
 
+from outwit.cli import main
 from outwit.ml import checkpoints
-from outwit.ml.preprocess import preprocess
+from outwit.ml.preprocess import ink_image, preprocess
 from outwit.ml.saliency import explain, heat_picture
 from outwit.sim.drawings import draw_sketch
 from tests.paths import MODELS
@@ -34,3 +38,20 @@ def test_another_digit_can_be_explained_and_the_picture_is_the_inputs_size_times
     reddest = np.unravel_index(np.argmax(seen.attributions), (28, 28))
     r, g, b = picture[reddest[0] * 8, reddest[1] * 8]
     assert r == 255 and r > b  # the strongest push, drawn red
+
+
+def test_trainer_see_reads_a_drawing_with_each_model_and_writes_what_the_model_sees(tmp_path, capsys):
+    drawing = tmp_path / "seven.png"
+    Image.fromarray(255 - ink_image(draw_sketch(7))).save(drawing)  # dark ink on white, as the store keeps it
+    out = tmp_path / "seen.png"
+    assert main(["see", "--image", str(drawing), "--references", "robust,vit", "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [(r["model"], r["guess"]) for r in result["readings"]] == [("base", 7), ("robust CNN", 7), ("ViT", 7)]
+    assert result["explained"]["digit"] == 7 and result["explained"]["convergence"] < 0.1
+    with Image.open(out) as picture:
+        assert picture.size == (224, 224)
+    assert main(["see", "--image", str(drawing), "--references", "gpt"]) == 2
+    assert "'gpt' is not one of the references there: seed (blog's small network)" in capsys.readouterr().err
+    Image.new("RGB", (280, 280), "white").save(tmp_path / "blank.png")
+    assert main(["see", "--image", str(tmp_path / "blank.png")]) == 2
+    assert "empty" in capsys.readouterr().err
