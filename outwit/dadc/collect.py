@@ -40,16 +40,20 @@ class Judgement:
     readings: tuple[Reading, ...] = ()  # the chosen models' readings; none: the serving model alone was chosen
 
     @property
+    def serving(self) -> Reading:
+        return Reading(SERVING, self.probs, self.model_round)
+
+    @property
     def chosen(self) -> tuple[Reading, ...]:
-        return self.readings or (Reading(SERVING, self.probs, self.model_round),)
+        return self.readings or (self.serving,)
 
     @property
     def guess(self) -> int:
-        return int(self.probs.argmax())
+        return self.serving.guess
 
     @property
     def confidence(self) -> float:
-        return float(self.probs[self.guess])
+        return self.serving.confidence
 
 
 @dataclass(frozen=True)
