@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from outwit.ml import adversarial_training, checkpoints, data, readings, robustn
 from outwit.ml.adversarial_training import AdversarialTraining
 from outwit.ml.attacks import Attack, robust_accuracy
 from outwit.ml.data import fixed_subset
-from outwit.ml.metrics import MNIST, ROBUST, Accuracy, Metrics
+from outwit.ml.metrics import MNIST, ROBUST, SUITE, Accuracy, Metrics
 from outwit.ml.references import REFERENCES
 from outwit.ml.training import evaluate, seed_everything, train
 from outwit.sim import commands as sim_commands
@@ -78,6 +78,8 @@ def evaluate_command(args: argparse.Namespace) -> dict:
                                      extra=[args.checkpoint] if args.checkpoint else [])
     if args.checkpoint is None:
         raise SystemExit("evaluate: give --checkpoint (a model to test) or --examples DIR (a transfer table)")
+    if args.record and args.attack != "autoattack":  # before minutes of attacks
+        raise ValueError("--record keeps the standard suite's worst case: give --attack autoattack")
     model, meta = checkpoints.load(args.checkpoint)
     test_set = data.load_digits(args.data, args.data_root, args.split, download=args.download)
     x, y = test_set.tensors()
@@ -92,7 +94,20 @@ def evaluate_command(args: argparse.Namespace) -> dict:
             model, x, y, args.eps, pgd=pgd, cross_check=args.cross_check, apgd_steps=args.apgd_steps,
             autoattack=args.attack == "autoattack"),
             "seconds": round(time.perf_counter() - started, 1)}
+        if args.record:
+            result["recorded"] = _record_suite(args.checkpoint, model, meta, result["robustness"], max(args.eps))
     return result
+
+
+def _record_suite(path: Path, model, meta, robustness: dict, eps: float) -> dict:
+    """Write the attack suite's worst case at `eps` into the checkpoint's metrics (SUITE), which the model card
+    shows; the weights stay as they are."""
+    row = robustness["attacks"][str(eps)]
+    names = ", ".join(row[name]["attack"] for name in ("fgsm", "pgd", "apgd", "autoattack") if name in row)
+    figure = Accuracy(f"{robustness['dataset']}, {robustness['size']} images, the worst of {names}",
+                      robustness["size"], row["worst"])
+    checkpoints.save(path, model, replace(meta, metrics=Metrics({**meta.metrics.sets, SUITE: figure})))
+    return asdict(figure)
 
 
 def attack_command(args: argparse.Namespace) -> dict:
@@ -197,6 +212,9 @@ def parser() -> argparse.ArgumentParser:
                    help="run torchattacks' APGD-CE beside our PGD")
     e.add_argument("--apgd-steps", type=int, default=100, help="APGD iterations")
     e.add_argument("--limit", type=int, default=None, help="attack only N test images (a fixed random subset)")
+    e.add_argument("--record", action="store_true",
+                   help="with --attack autoattack: write the worst case at the largest --eps into the checkpoint, "
+                        "for its model card")
     data_options(e)
 
     a = commands.add_parser("attack", help="write a PNG grid of clean and attacked test digits with the guesses",

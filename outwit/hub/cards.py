@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from outwit.ml.checkpoints import HUB_CODE, HUB_CONFIG, HUB_WEIGHTS, CheckpointMeta
-from outwit.ml.metrics import ADVERSARIAL, MNIST, ROBUST, percent
+from outwit.ml.metrics import ADVERSARIAL, MNIST, ROBUST, SUITE, percent
 
 HUB = "https://huggingface.co"
 BLOG_POST = "https://huggingface.co/blog/mnist-adversarial"
@@ -133,6 +133,7 @@ earlier rounds (dynamic adversarial data collection, after the blog post
 | round | {round} |
 | accuracy on MNIST (`{mnist_dataset}`, {mnist_size}) | {mnist_top1} |
 | accuracy on held-out adversarial examples ({adversarial_size}) | {adversarial_top1} |
+| accuracy under the standard attack suite, worst case ({suite_dataset}) | {suite_top1} |
 | accuracy under a gradient attack ({robust_dataset}) | {robust_top1} |
 | trained on | {trained_on} |
 | recipe | {recipe} |
@@ -166,7 +167,7 @@ are (Outwit's `preprocess.preprocess(drawing)` makes them from a drawing); the o
 
 def model_card(repo_id: str, meta: CheckpointMeta, *, endpoint: str | None = None, space_id: str | None = None,
                dataset_repo: str | None = None) -> str:
-    mnist, adversarial, robust = (meta.metrics.get(name) for name in (MNIST, ADVERSARIAL, ROBUST))
+    mnist, adversarial, robust, suite = (meta.metrics.get(name) for name in (MNIST, ADVERSARIAL, ROBUST, SUITE))
     trained_on = json.dumps(meta.trained_on)
     if dataset_repo:
         trained_on += f"; examples from [{dataset_repo}]({(endpoint or HUB).rstrip('/')}/datasets/{dataset_repo})"
@@ -180,4 +181,6 @@ def model_card(repo_id: str, meta: CheckpointMeta, *, endpoint: str | None = Non
         adversarial_top1=percent(adversarial.top1 if adversarial else None),
         robust_dataset=f"`{robust.dataset}`" if robust else "not measured",
         robust_top1=percent(robust.top1 if robust else None), trained_on=trained_on,
+        suite_dataset=f"`{suite.dataset}`" if suite else "not measured",
+        suite_top1=percent(suite.top1 if suite else None),
         recipe=json.dumps(meta.recipe), created=meta.created, weights=HUB_WEIGHTS, config=HUB_CONFIG, code=HUB_CODE)

@@ -13,6 +13,7 @@ from typing import Mapping
 MNIST = "mnist"  # the MNIST test split (its data set named in `Accuracy.dataset`)
 ADVERSARIAL = "adversarial"  # the held-out adversarial examples
 ROBUST = "robust"  # a fixed subset of the MNIST test split under PGD (the attack named in `Accuracy.dataset`)
+SUITE = "suite"  # the standard attack suite's worst case: what survives FGSM, PGD, APGD-CE and AutoAttack alike
 _LEGACY_SETS = {"mnist_test": MNIST}
 
 

@@ -1,4 +1,6 @@
 """The checkpoints shipped in models/: accurate on the test split, and right about digits a person draws."""
+import json
+import shutil
 
 import pytest
 import torch
@@ -6,13 +8,13 @@ import torch
 from outwit.hub.cards import model_card
 from outwit.ml import checkpoints
 from outwit.ml.attacks import Attack, robust_accuracy
-from outwit.ml.metrics import MNIST, ROBUST
+from outwit.ml.metrics import MNIST, ROBUST, SUITE, percent
 from outwit.ml.serving import Predictor
 from outwit.ml.training import evaluate
 from outwit.sim.drawings import draw_sketch
 from tests.paths import MODELS
 
-load_checkpoint = checkpoints.load
+load_checkpoint, read_meta = checkpoints.load, checkpoints.read_meta
 
 
 
@@ -88,3 +90,26 @@ def test_the_model_card_of_the_robust_model_shows_its_accuracy_under_attack():
     assert "| accuracy under a gradient attack (`mnist-sample-5k/test under pgd-40x1@0.3`) | 91.8% |" in card
     base_card = model_card("someone/outwit-digits", load_checkpoint(MODELS / "base.safetensors")[1])
     assert "| accuracy under a gradient attack (not measured) | – |" in base_card
+    assert "| accuracy under the standard attack suite, worst case (not measured) | – |" in base_card
+
+
+def test_evaluate_records_the_attack_suites_worst_case_in_the_checkpoint_for_its_card(tmp_path, capsys):
+    from outwit.cli import main
+
+    checkpoint = tmp_path / "seed.safetensors"
+    shutil.copy(MODELS / "seed.safetensors", checkpoint)
+    weights = load_checkpoint(checkpoint)[0].state_dict()
+    args = ["evaluate", "--checkpoint", str(checkpoint), "--eps", "0.2,0.3", "--limit", "8", "--steps", "5",
+            "--apgd-steps", "5", "--record"]
+    assert main([*args, "--attack", "pgd"]) == 2  # the suite's worst case needs AutoAttack: nothing written
+    assert "give --attack autoattack" in capsys.readouterr().err and SUITE not in read_meta(checkpoint).metrics.sets
+    assert main([*args, "--attack", "autoattack"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    worst = result["robustness"]["attacks"]["0.3"]["worst"]
+    model, meta = load_checkpoint(checkpoint)
+    suite = meta.metrics.get(SUITE)
+    assert (suite.top1, suite.size) == (worst, 8) and result["recorded"]["top1"] == worst
+    assert suite.dataset.endswith("8 images, the worst of fgsm@0.3, pgd-5x1@0.3, apgd-5x1@0.3, autoattack@0.3")
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())  # the weights as they were
+    card = model_card("someone/outwit-seed", meta)
+    assert f"| accuracy under the standard attack suite, worst case (`{suite.dataset}`) | {percent(worst)} |" in card
