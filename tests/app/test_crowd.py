@@ -48,7 +48,7 @@ def test_the_quick_guess_route_refuses_what_is_not_strokes_saying_why(served):
     refused = httpx.post(url + "outwit/guess", content=b"[[[[", timeout=30)
     assert refused.status_code == 400 and "could not read the strokes" in refused.json()["error"]
     empty = json.dumps({"width": 400, "height": 300, "strokes": []})
-    assert httpx.post(url + "outwit/guess", content=empty, timeout=30).json() == {"label": None}
+    assert httpx.post(url + "outwit/guess", content=empty, timeout=30).json() == {"label": None, "readings": ""}
 
 
 def test_a_tick_sends_only_the_panel_parts_that_changed(served, fooling_payloads):
