@@ -105,13 +105,13 @@ def test_a_bad_drawing_is_refused_through_the_client(served, unchanged, tmp_path
 @pytest.mark.parametrize("name,payload,message", BAD_DRAWINGS, ids=[c[0] for c in BAD_DRAWINGS])
 def test_a_bad_drawing_is_refused_over_raw_http(served, unchanged, name, payload, message):
     url, _, _ = served
-    event, data = raw_call(url, "flag", [upload(url, payload), 3, "", False, -1, ""])
+    event, data = raw_call(url, "flag", [upload(url, payload), 3, "", False, -1, "", ["serving"]])
     assert event == "error" and message in data["error"]
     if data["error"].startswith("That drawing can't be read"):  # a live guess on it: the same message
-        event, data = raw_call(url, "predict", [upload(url, payload)])
+        event, data = raw_call(url, "predict", [upload(url, payload), ["serving"]])
         assert event == "error" and message in data["error"]
     else:  # no digit (empty, a dot, a blot): the live guess shows nothing
-        event, data = raw_call(url, "predict", [upload(url, payload)])
+        event, data = raw_call(url, "predict", [upload(url, payload), ["serving"]])
         assert event == "complete" and not data[0]  # an empty label: no guess
 
 
@@ -121,7 +121,7 @@ def test_a_bad_label_is_refused_both_ways(served, unchanged, tmp_path, label, me
     with pytest.raises(AppError, match=message):
         Client(url, verbose=False).predict(client_payload(draw_sketch(3), tmp_path), label, "", False,
                                            api_name="/flag")
-    event, data = raw_call(url, "flag", [upload(url, DIGIT), label, "", False, -1, ""])
+    event, data = raw_call(url, "flag", [upload(url, DIGIT), label, "", False, -1, "", ["serving"]])
     assert event == "error" and message in data["error"]
 
 
@@ -129,7 +129,7 @@ def test_a_flag_with_no_drawing_is_refused_both_ways(served, unchanged):
     url, _, _ = served
     with pytest.raises(AppError, match="Draw a digit first: the canvas is empty"):
         Client(url, verbose=False).predict(None, 3, "", False, api_name="/flag")
-    event, data = raw_call(url, "flag", [None, 3, "", False, -1, ""])
+    event, data = raw_call(url, "flag", [None, 3, "", False, -1, "", ["serving"]])
     assert event == "error" and "Draw a digit first" in data["error"]
 
 

@@ -137,7 +137,8 @@ def test_a_drawing_past_the_limits_is_refused_before_it_is_decoded(served):
     for layers, side, message in ((3, 280, "it has 3 layers; at most 2 are accepted"),
                                   (1, 2048, "the image is 2048×2048 px; at most 800×800 is accepted")):
         ref, = uploaded(url, blank(side))
-        event, data = raw_call(url, "predict", [{"background": ref, "layers": [ref] * layers, "composite": ref}])
+        drawing = {"background": ref, "layers": [ref] * layers, "composite": ref}
+        event, data = raw_call(url, "predict", [drawing, ["serving"]])
         assert event == "error" and message in data["error"]
 
 
@@ -173,9 +174,9 @@ def top(data: list) -> str:
 def test_over_http_the_guess_and_the_save_both_see_the_drawing(served):
     url, editor = served
     send_over_http(url, editor, "twice", 3)
-    event, data = raw_call(url, "predict", [{"id": "twice"}])
+    event, data = raw_call(url, "predict", [{"id": "twice"}, ["serving"]])
     assert event == "complete" and top(data) == "3"
-    event, data = raw_call(url, "predict", [{"id": "twice"}])  # the save sends the same id next
+    event, data = raw_call(url, "predict", [{"id": "twice"}, ["serving"]])  # the save sends the same id next
     assert event == "complete" and top(data) == "3"
 
 
