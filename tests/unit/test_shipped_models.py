@@ -88,6 +88,8 @@ def test_base_model_reads_drawn_digits(base, placement):
 def test_the_model_card_of_the_robust_model_shows_its_accuracy_under_attack():
     card = model_card("someone/outwit-robust", load_checkpoint(MODELS / "robust.safetensors")[1])
     assert "| accuracy under a gradient attack (`mnist-sample-5k/test under pgd-40x1@0.3`) | 91.8% |" in card
+    suite = "mnist-sample-5k/test, 300 images, the worst of fgsm@0.3, pgd-40x1@0.3, apgd-100x1@0.3, autoattack@0.3"
+    assert f"| accuracy under the standard attack suite, worst case (`{suite}`) | 84.7% |" in card
     base_card = model_card("someone/outwit-digits", load_checkpoint(MODELS / "base.safetensors")[1])
     assert "| accuracy under a gradient attack (not measured) | – |" in base_card
     assert "| accuracy under the standard attack suite, worst case (not measured) | – |" in base_card

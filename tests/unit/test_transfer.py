@@ -33,13 +33,13 @@ def test_each_rounds_examples_are_tried_on_the_references_and_on_later_rounds_on
     store = AdversarialStore(tmp_path / "adversarial")
     for _ in range(2):
         add(store, 3, 8, 0)  # a 3 saved as an "8": every model that reads it as 3 is still fooled
-    add(store, 5, 5, 1)  # read right by any decent model
+    add(store, 5, 5, 1)  # saved against the references alone: round 1's model read it right, so it is left out
     add(store, 4, 9, 1)
     judges = [Judge("reads 5", Reads(5)), Judge("round 1", Reads(8), 1), Judge("round 2", Reads(9), 2)]
     table = transfer_table(store, lambda row: True, judges)
     assert table == [[0, 2, "reads 5", "100.0% (2)"], [0, 2, "round 1", "0.0% (0)"], [0, 2, "round 2", "100.0% (2)"],
-                     [1, 2, "reads 5", "50.0% (1)"], [1, 2, "round 2", "50.0% (1)"]]  # round 1: not on its own
-    assert transfer_table(store, lambda row: row["round"] == 1, judges)[0][:2] == [1, 2]  # `keep` picks the examples
+                     [1, 1, "reads 5", "100.0% (1)"], [1, 1, "round 2", "0.0% (0)"]]  # round 1: not on its own
+    assert transfer_table(store, lambda row: row["round"] == 1, judges)[0][:2] == [1, 1]  # `keep` picks the examples
 
 
 def test_the_shipped_references_are_the_blogs_network_the_cnns_and_the_vit():
