@@ -27,16 +27,20 @@ def blank_layer(url: str, side: int) -> dict:
     return uploaded(url, buffer.getvalue())[0]
 
 
+SERVING = ["serving"]  # /predict's second input: the models to fool
+
+
 def drawing(**parts) -> dict:
     return {"background": None, "layers": [], "composite": None, **parts}
 
 
 CASES = {  # api name, inputs (a callable of the url where files are needed), what the message says
     "a file that was not uploaded": ("predict", lambda url: [drawing(background={
-        "path": "/etc/hosts", "meta": {"_type": "gradio.FileData"}})], "names a file that was not uploaded"),
-    "layers as a string": ("predict", lambda url: [drawing(layers="abc")], "a drawing is the editor's value"),
-    "layers as a dict": ("predict", lambda url: [drawing(layers={"a": 1})], "a drawing is the editor's value"),
-    "layers of two sizes": ("predict", lambda url: [drawing(layers=[blank_layer(url, 100), blank_layer(url, 280)])],
+        "path": "/etc/hosts", "meta": {"_type": "gradio.FileData"}}), SERVING], "names a file that was not uploaded"),
+    "layers as a string": ("predict", lambda url: [drawing(layers="abc"), SERVING], "a drawing is the editor's value"),
+    "layers as a dict": ("predict", lambda url: [drawing(layers={"a": 1}), SERVING], "a drawing is the editor's value"),
+    "layers of two sizes": ("predict", lambda url: [drawing(layers=[blank_layer(url, 100), blank_layer(url, 280)]),
+                                                    SERVING],
                             "its layers differ in size (100×100 and 280×280 px)"),
     "ε as a word": ("attack", lambda url: [None, 3, "abc"], "a number is needed, not 'abc'"),
     "a round as a word": ("admin_roll_back", lambda url: ["s3cret", "abc"], "a number is needed, not 'abc'"),
