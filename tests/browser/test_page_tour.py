@@ -3,8 +3,10 @@
 Each view gets an app of its own (its round must be its own) with a round every 2 saved drawings, and goes through
 five states: first load, a guess, a save, retraining, a round landed. At each the test checks what a visitor should
 read and that nothing runs off the side of the screen, and keeps a screenshot: under tests/artifacts/, or under
-docs/screens/ when OUTWIT_SCREENSHOTS=docs (`make screenshots`: the README shows those).
+docs/screens/ when OUTWIT_SCREENSHOTS=docs (`make screenshots`: the README shows those). Dark mode lays the page
+out as the laptop does: the suite checks its first load, and `make screenshots` takes it through every state.
 """
+import os
 import threading
 
 import pytest
@@ -21,6 +23,7 @@ VIEWS = {
     "dark": {"viewport": LAPTOP, "color_scheme": "dark"},
 }
 # The accuracy plot (Vega, drawn as SVG) has a tick for round 1: one tick per round, and the landed round is on it.
+TOUR = [*VIEWS] if os.environ.get("OUTWIT_SCREENSHOTS") == "docs" else ["laptop", "phone"]
 ROUND_ONE_ON_THE_PLOT = """() => [...document.querySelectorAll('#accuracy-plot svg text')]
   .some((text) => text.textContent.trim() === '1')"""
 
@@ -63,7 +66,7 @@ def tour_app(tmp_path):
         yield served_app
 
 
-@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize("view", TOUR)
 def test_each_state_of_the_page(view, tour_app, browser):
     url, services = tour_app
     context = browser.new_context(**VIEWS[view])
@@ -135,3 +138,14 @@ def test_each_state_of_the_page(view, tour_app, browser):
     fits_the_screen(page)
     shoot(page, view, "5-round-landed")
     context.close()
+
+
+@pytest.mark.skipif("dark" in TOUR, reason="the tour above takes dark mode through every state")
+def test_dark_mode_first_load(tour_app, browser):
+    url, _ = tour_app
+    page = opened(browser.new_context(**VIEWS["dark"]).new_page(), url)
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") != "rgb(255, 255, 255)"
+    assert "Draw a digit" in page.locator("#how-it-works").inner_text()
+    page.get_by_text("Round 1 appears after 2 saved drawings: 2 to go").wait_for(timeout=30_000)
+    fits_the_screen(page)
+    shoot(page, "dark", "1-first-load")
