@@ -24,7 +24,8 @@ lint: install-test
 
 # The page tour's and the people features' screenshots (tests/browser/), written to docs/screens/ for the README.
 screenshots: install-test chromium
-	OUTWIT_SCREENSHOTS=docs $(PYTHON) -m pytest -q -p no:randomly tests/browser/test_page_tour.py tests/browser/test_people.py
+	OUTWIT_SCREENSHOTS=docs $(PYTHON) -m pytest -q -p no:randomly tests/browser/test_page_tour.py tests/browser/test_people.py \
+		tests/browser/test_seeing.py
 
 bench: install
 	$(PYTHON) -m bench.predict
