@@ -33,9 +33,12 @@ def perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str, 
         return x
     if mode == "fgsm-rs":
         return attacks.pgd_in_current_mode(model, x, y, eps, 1.25 * eps, 1, True, generator)
-    if mode in ("pgd", "trades"):  # TRADES learns from its own search (`trades_loss`); PGD's here is for a caller
+    if mode == "pgd":
         return attacks.pgd_in_current_mode(model, x, y, eps, attacks.madry_step(eps, pgd_steps), pgd_steps, True,
                                            generator)
+    if mode == "trades":
+        raise ValueError("mode 'trades' learns from its own search on the KL divergence (`trades_loss`), not from a "
+                         "perturbation of the batch")
     raise ValueError(f"adversarial training mode {mode!r} is not one of {MODES}")
 
 
@@ -55,7 +58,7 @@ def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
             with torch.enable_grad():
                 divergence = F.kl_div(F.log_softmax(model(x_adv), dim=1), clean_probs, reduction="sum")
                 (grad,) = torch.autograd.grad(divergence, x_adv)
-            x_adv = torch.min(torch.max(x_adv.detach() + step_size * grad.sign(), x - eps), x + eps).clamp(0, 1)
+            x_adv = attacks.project(x_adv.detach() + step_size * grad.sign(), x, eps)
     logits = model(x)
     robust = F.kl_div(F.log_softmax(model(x_adv), dim=1), F.softmax(logits, dim=1), reduction="batchmean")
     return F.cross_entropy(logits, y) + beta * robust
@@ -64,9 +67,9 @@ def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
 def batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, adversarial: AdversarialTraining | None, *,
                eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """The loss a training step goes down for the batch (x, y), at this step's epsilon."""
-    if adversarial is None:
+    if adversarial is None or eps == 0:
         return F.cross_entropy(model(x), y)
-    if adversarial.mode == "trades" and eps > 0:
+    if adversarial.mode == "trades":
         return trades_loss(model, x, y, eps, steps=adversarial.pgd_steps, beta=adversarial.beta, generator=generator)
     x = perturbation(model, x, y, adversarial.mode, eps, pgd_steps=adversarial.pgd_steps, generator=generator)
     return F.cross_entropy(model(x), y)

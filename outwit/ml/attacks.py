@@ -95,14 +95,15 @@ def _input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple
     return grad, logits.detach().argmax(dim=1) != y
 
 
-def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """`x_adv` brought back within `eps` of `x` (L∞) and inside [0, 1]."""
     return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0, 1)
 
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
     """One step of eps along the sign of the loss gradient (Goodfellow et al. 2015)."""
     with eval_mode(model):
-        return _project(x + eps * _input_gradient(model, x, y)[0].sign(), x, eps).detach()
+        return project(x + eps * _input_gradient(model, x, y)[0].sign(), x, eps).detach()
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, step_size: float = 0.01,
@@ -136,7 +137,7 @@ def pgd_in_current_mode(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
     `until_fooled`: an example stops at the first iterate that fools the model (the strongest a search can do
     for it, and a smaller perturbation); the search goes on only for the rest, so that measuring a model that
     most inputs fool costs a few steps instead of all."""
-    x_adv = _project(x + _uniform(x, eps, generator), x, eps) if random_start else x.clone()
+    x_adv = project(x + _uniform(x, eps, generator), x, eps) if random_start else x.clone()
     active = torch.arange(len(x), device=x.device)
     for _ in range(steps):
         grad, fooled = _input_gradient(model, x_adv[active], y[active])
@@ -144,13 +145,13 @@ def pgd_in_current_mode(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
             active, grad = active[~fooled], grad[~fooled]
             if len(active) == 0:
                 break
-        x_adv[active] = _project(x_adv[active] + step_size * grad.sign(), x[active], eps)
+        x_adv[active] = project(x_adv[active] + step_size * grad.sign(), x[active], eps)
     return x_adv.detach()
 
 
 def uniform_noise(x: torch.Tensor, eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """The control: noise of the same L∞ size, uniform in [-eps, eps], clipped to [0, 1]."""
-    return _project(x + _uniform(x, eps, generator), x, eps)
+    return project(x + _uniform(x, eps, generator), x, eps)
 
 
 def _uniform(x: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
