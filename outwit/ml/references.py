@@ -32,11 +32,12 @@ class References:
         return [key for key in REFERENCES if (self.models_dir / f"{key}.safetensors").exists()]
 
     def model(self, key: str) -> nn.Module:
-        """The reference `key` in eval mode. KeyError for a key that is not one of `available()`."""
-        if key not in self.available():
-            raise KeyError(key)
+        """The reference `key` in eval mode. KeyError for a key that is not one of `available()`. Once loaded, a
+        model is answered from memory (each stroke's guess asks for the chosen ones), without looking at the disk."""
         with self._lock:
             if key not in self._loaded:
+                if key not in self.available():
+                    raise KeyError(key)
                 self._loaded[key] = checkpoints.load(self.models_dir / f"{key}.safetensors")[0].eval()
             return self._loaded[key]
 
