@@ -16,9 +16,21 @@ import numpy as np
 import torch
 
 from outwit.ml.references import REFERENCES, References
+from outwit.text import quoted
 
 SERVING = "serving"  # the serving round's model, whichever round it is
 DEFAULT = (SERVING,)
+
+
+def model_name(model: str, model_round: int | None = None) -> str:
+    """A model as a person reads it: "round 3's model" (the serving one), "ViT"."""
+    return f"round {model_round}'s model" if model == SERVING else REFERENCES[model]
+
+
+def not_offered(model, offered: list[str]) -> str:
+    """The refusal of a model to fool that is not offered here (quoted short and without markup: it came from
+    outside)."""
+    return f"{quoted(model)} is not a model to fool here; choose from {', '.join(offered)}"
 
 
 @dataclass(frozen=True)
@@ -39,8 +51,7 @@ class Reading:
 
     @property
     def name(self) -> str:
-        """As a person reads it: "round 3's model", "ViT"."""
-        return f"round {self.round}'s model" if self.model == SERVING else REFERENCES[self.model]
+        return model_name(self.model, self.round)
 
     def to_json(self) -> dict:
         kept = {"model": self.model, "guess": self.guess, "confidence": round(self.confidence, 4)}
@@ -63,8 +74,7 @@ def told(row: dict) -> str:
     was drawn to fool said: robust CNN 5, ViT 8"."""
     try:
         readings = json.loads(row.get("judged_by") or "[]")
-        named = [(f"round {r['round']}'s model" if r["model"] == SERVING else REFERENCES[r["model"]], r["guess"])
-                 for r in readings]
+        named = [(model_name(r["model"], r.get("round")), r["guess"]) for r in readings]
     except (ValueError, TypeError, KeyError):  # a row written by hand: its serving model's reading stands
         named = []
     if len(named) <= 1 and all(name.startswith("round ") for name, _ in named):
@@ -93,7 +103,7 @@ class Opponents:
         offered = [key for _, key in self.choices()]
         unknown = [k for k in keys if k not in offered]
         if unknown:
-            raise ValueError(f"{unknown[0]!r} is not a model to fool here; choose from {', '.join(offered)}")
+            raise ValueError(not_offered(unknown[0], offered))
         picked = tuple(k for k in offered if k in set(keys))
         if not picked:
             raise ValueError("Choose at least one model to fool")

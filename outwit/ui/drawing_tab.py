@@ -17,14 +17,13 @@ import gradio as gr
 
 from outwit.dadc.collect import Judgement, NotFooled
 from outwit.dadc.identity import Visitor, hash_session
-from outwit.dadc.opponents import DEFAULT, SERVING, said
+from outwit.dadc.opponents import DEFAULT, SERVING, not_offered, said
 from outwit.dadc.reviews import ReviewError
 from outwit.dadc.store import NO_TARGET
 from outwit.ml import strokes
 from outwit.ml.preprocess import EmptyDrawingError, ink_image
 from outwit.ml.strokes import StrokesError
 from outwit.services import Services
-from outwit.text import quoted
 from outwit.ui import scripts
 from outwit.ui.challenges import challenge_row, goal_box, hints_section, wire_challenges
 from outwit.ui.components import DIGITS, InOurWords, digit_choice, label_value, person, unreadable, user_error
@@ -187,7 +186,7 @@ class ModelBoxes(InOurWords, gr.CheckboxGroup):
     def refusal(self, payload) -> str:
         offered = [key for _, key in self.choices]
         unknown = next((m for m in payload if m not in offered), payload) if isinstance(payload, list) else payload
-        return f"{quoted(unknown)} is not a model to fool here; choose from {', '.join(offered)}"
+        return not_offered(unknown, offered)
 
 
 def models_to_fool(services: Services) -> tuple[ModelBoxes, gr.Button]:
