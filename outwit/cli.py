@@ -47,12 +47,14 @@ def pretrain(args: argparse.Namespace) -> dict:
         adversarial = AdversarialTraining(mode=args.adv_train, eps=args.eps, pgd_steps=args.pgd_steps, beta=args.beta)
     started = time.perf_counter()
     losses = train(model, x, y, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, generator=generator,
-                   augment=args.augment, max_steps=args.max_steps, progress=not args.quiet, adversarial=adversarial)
+                   augment=args.augment, max_steps=args.max_steps, progress=not args.quiet, adversarial=adversarial,
+                   ema=args.ema)
     seconds = time.perf_counter() - started
     test_x, test_y = test_set.tensors()
     metrics = evaluate(model, test_x, test_y, name=test_set.name)
     figures = {MNIST: Accuracy.from_json(metrics)}
-    recipe = {k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "seed", "augment", "max_steps", "adv_train")}
+    recipe = {k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "seed", "augment", "max_steps", "adv_train",
+                                         "ema")}
     if adversarial:
         recipe.update(asdict(adversarial), stopped_early=losses["stopped_early"])
         if args.robust_eval:  # Madry et al.'s PGD-40 at the trained epsilon, recorded in the checkpoint
@@ -132,6 +134,16 @@ def _floats(text: str) -> list[float]:
     return values
 
 
+def _decay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a decay is between 0 and 1, such as 0.995")
+    return value
+
+
 def _ints(text: str) -> tuple[int, int, int]:
     try:
         values = tuple(int(part) for part in text.split(","))
@@ -175,6 +187,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="random affine transforms (rotation, shift, scale, shear) of each training image")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--ema", type=_decay, default=None,
+                   help="end with the exponential moving average of the weights over the steps, with this decay "
+                        "(e.g. 0.995: about the last 200 steps); default: the last step's weights")
     p.add_argument("--adv-train", choices=adversarial_training.MODES, default="none",
                    help="adversarial training: 'fgsm-rs' (FGSM from a random start, step 1.25*eps: one extra "
                         "gradient per batch), 'pgd' (--pgd-steps steps) or 'trades' (Zhang et al.: clean "

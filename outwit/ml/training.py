@@ -61,12 +61,17 @@ def one_cycle(step: int, total: int, warmup: float = 0.2) -> float:
 
 def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epochs: float, lr: float, batch_size: int,
           generator: torch.Generator, augment: bool = True, max_steps: int | None = None,
-          weight_decay: float = 1e-4, progress: bool = False, adversarial: AdversarialTraining | None = None) -> dict:
+          weight_decay: float = 1e-4, progress: bool = False, adversarial: AdversarialTraining | None = None,
+          ema: float | None = None) -> dict:
     """Train on (N, 1, 28, 28) inputs in [0, 1] with AdamW and a warm-up + cosine schedule; returns loss figures.
 
     With `adversarial`, every batch is attacked first and the model learns from the attack (`batch_loss`); after each
     epoch at full epsilon a PGD check runs, and a collapse of its robust accuracy restores the best weights and stops.
+    With `ema` (a decay such as 0.995), the model ends with the exponential moving average of its weights and
+    BatchNorm statistics over the steps (unless the guard restored earlier weights, which are kept).
     """
+    if ema is not None and not 0 < ema < 1:
+        raise ValueError(f"ema={ema!r} must be a decay between 0 and 1, such as 0.995")
     if len(inputs) == 0:
         raise ValueError("no training examples")
     steps_per_epoch = math.ceil(len(inputs) / batch_size)
@@ -75,6 +80,8 @@ def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(one_cycle, total=total))
     guard = CollapseGuard(adversarial, inputs, labels) if adversarial else None
+    average = None if ema is None else torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema), use_buffers=True)
     model.train()
     losses, step = [], 0
     bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr) if progress else None
@@ -88,6 +95,8 @@ def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epoch
             eps = adversarial.eps_at(step, total) if adversarial else 0.0
             loss = adversarial_training.batch_loss(model, x, y, adversarial, eps=eps, generator=generator)
             losses.append(optimiser_step(optimizer, schedule, loss))
+            if average is not None:
+                average.update_parameters(model)
             step += 1
             if bar is not None:
                 bar.update(1)
@@ -98,6 +107,8 @@ def train(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epoch
             guard.after_epoch(model, step)
     if bar is not None:
         bar.close()
+    if average is not None and not (guard and guard.stopped):
+        model.load_state_dict(average.module.state_dict())
     model.eval()
     return {"steps": step, "final_loss": float(np.mean(losses[-50:])), **(guard.report() if guard else {})}
 

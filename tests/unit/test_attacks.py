@@ -145,14 +145,15 @@ class _ScriptedChecks(adversarial_training.AdversarialTraining):
         return self.answers.pop(0)
 
 
-def test_a_collapse_of_the_pgd_check_restores_the_best_weights_and_stops():
+@pytest.mark.parametrize("ema", [None, 0.9])  # the best weights are kept over the moving average too
+def test_a_collapse_of_the_pgd_check_restores_the_best_weights_and_stops(ema):
     adversarial = _ScriptedChecks(mode="fgsm-rs", eps=0.3, collapse=0.2, check_size=8)
     object.__setattr__(adversarial, "answers", [0.5, 0.7, 0.6, 0.3, 0.9])
     object.__setattr__(adversarial, "weights", [])
     x, y = data.load_sample("train").tensors()
     model = build_model("seed")
     result = training.train(model, x[:64], y[:64], epochs=10, lr=1e-3, batch_size=16, generator=torch.Generator(),
-                           augment=False, adversarial=adversarial)
+                           augment=False, adversarial=adversarial, ema=ema)
     assert result["stopped_early"] and [c["pgd"] for c in result["pgd_checks"]] == [0.5, 0.7, 0.6, 0.3]
     assert result["steps"] < 40  # stopped after the collapse, not at the end of the ten epochs
     best = adversarial.weights[1]  # the weights the 0.7 check saw

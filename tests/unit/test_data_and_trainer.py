@@ -196,3 +196,40 @@ def test_the_sample_is_read_once_however_many_splits_are_loaded_and_reads_as_num
     images, labels = data._sample_table()
     assert np.array_equal(images, table[:, :-1].astype(np.uint8).reshape(-1, 28, 28))
     assert np.array_equal(labels, table[:, -1].astype(np.int64))
+
+
+def test_ema_ends_with_the_moving_average_of_every_steps_weights_and_batchnorm_statistics(mnist_sample_train,
+                                                                                          monkeypatch):
+    x, y = mnist_sample_train.tensors()
+    seen, step = [], training.optimiser_step
+
+    def recording(optimizer, schedule, loss):
+        answer = step(optimizer, schedule, loss)
+        seen.append({k: v.detach().clone().float() for k, v in model.state_dict().items()})
+        return answer
+
+    monkeypatch.setattr(training, "optimiser_step", recording)
+    model = build_model("cnn", channels=(4, 8, 8))
+    training.train(model, x[:96], y[:96], epochs=1, lr=3e-3, batch_size=32, generator=torch.Generator().manual_seed(0),
+                   augment=False, ema=0.6)
+    expected = dict(seen[0])
+    for weights in seen[1:]:
+        expected = {k: 0.6 * expected[k] + 0.4 * weights[k] for k in expected}
+    final = model.state_dict()
+    assert len(seen) == 3 and not torch.equal(final["head.weight"], seen[-1]["head.weight"])
+    for name in ("head.weight", "features.0.0.weight", "features.0.1.running_mean", "features.0.1.running_var"):
+        assert torch.allclose(final[name], expected[name], atol=1e-6), name
+
+
+def test_cli_records_the_ema_decay_and_refuses_one_that_is_not_a_decay(tmp_path, capsys, mnist_sample_train):
+    out = tmp_path / "m.safetensors"
+    code, _, _ = run_cli(capsys, "pretrain", "--ema", "0.9", "--max-steps", "2", "--quiet", "--out", out)
+    assert code == 0 and checkpoints.load(out)[1].recipe["ema"] == 0.9
+    for bad in ("1", "0", "fast"):
+        with pytest.raises(SystemExit):
+            cli.main(["pretrain", "--ema", bad, "--out", str(tmp_path / "bad.safetensors")])
+        assert "--ema" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+    with pytest.raises(ValueError, match="ema=1"):
+        training.train(build_model("seed"), *mnist_sample_train.tensors(), epochs=1, lr=1e-3, batch_size=8,
+                       generator=torch.Generator(), ema=1)
